@@ -1,0 +1,171 @@
+"""The metadata database: an SQLAlchemy engine with loopml's schema, migrated on open.
+
+SQLite (the default) runs in WAL mode with a busy timeout and foreign keys on, and every
+write transaction starts with ``BEGIN IMMEDIATE`` so that two processes writing the same
+file queue up instead of failing. PostgreSQL is used through ``postgresql+psycopg://``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+
+from loopml.errors import InvalidInput, MissingDependency, StoreError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+_WRITE = "loopml_write"
+
+
+def now_ms() -> int:
+    """The current time in integer milliseconds since the epoch."""
+    return time.time_ns() // 1_000_000
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def _make_engine(url: str, busy_timeout: float) -> Engine:
+    try:
+        parsed = sa.make_url(url)
+    except ArgumentError as exc:
+        raise InvalidInput(f"store_uri {url!r} is not a database URL: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": busy_timeout})
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get(_WRITE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except NoSuchModuleError as exc:
+        raise InvalidInput(f"store_uri {url!r}: unknown database dialect") from exc
+    except ModuleNotFoundError as exc:
+        raise MissingDependency(exc.name or "database driver", "postgres") from exc
+
+
+class MetadataDB:
+    """loopml's metadata database.
+
+    Parameters
+    ----------
+    url : SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``).
+    busy_timeout : seconds a SQLite writer waits for another writer's lock.
+    migrate : bring the schema to the newest revision on open.
+    """
+
+    def __init__(self, url: str, *, busy_timeout: float = 60.0, migrate: bool = True) -> None:
+        self.url = url
+        self.engine = _make_engine(url, busy_timeout)
+        self.dialect = self.engine.dialect.name
+        if migrate:
+            self.ensure_schema()
+
+    def __repr__(self) -> str:
+        return f"MetadataDB({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for queries (a plain, non-locking transaction)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"metadata DB unavailable ({self!r}): {exc.orig}") from exc
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction, committed on success and rolled back on any error."""
+        try:
+            with self.engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"metadata DB write failed ({self!r}): {exc.orig}") from exc
+
+    # -- schema ------------------------------------------------------------------------
+    def current_revision(self) -> str | None:
+        """The schema revision the database is at (None for an empty database)."""
+        with self.read() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    @staticmethod
+    def head_revision() -> str | None:
+        """The newest schema revision this version of loopml knows."""
+        return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+    def ensure_schema(self) -> None:
+        """Upgrade the schema if (and only if) it is behind."""
+        try:
+            if self.current_revision() != self.head_revision():
+                self.upgrade()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open metadata DB {self!r}: {exc}") from exc
+
+    def upgrade(self) -> None:
+        """Apply every pending migration, holding a lock so concurrent openers queue up."""
+        cfg = _alembic_config()
+        with self.write() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(8007001)")
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- helpers shared by the services -------------------------------------------------
+    def upsert(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        keys: Iterable[str],
+        update: Iterable[str] = (),
+        where: Any = None,
+    ) -> None:
+        """Insert ``rows``; on a key clash update columns ``update`` (or keep the old row)."""
+        if not rows:
+            return
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = insert(table)
+        update = list(update)
+        if update:
+            done = stmt.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={c: stmt.excluded[c] for c in update},
+                where=where(table, stmt.excluded) if where is not None else None,
+            )
+        else:
+            done = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        conn.execute(done, list(rows))

@@ -1,0 +1,154 @@
+"""The metadata schema: every table loopml keeps in its database, in one place.
+
+Times are integer milliseconds since the epoch (UTC). Metric history is stored in
+append-only chunks: each flush of a run's buffered points for one key becomes one row
+holding packed little-endian arrays of steps (int64), values (float64) and timestamps
+(int64). Reading a 100,000-point history is then a few hundred rows, not 100,000.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+NAME = sa.String(256)
+KEY = sa.String(250)
+RUN_ID = sa.String(32)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", NAME, nullable=False, unique=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", RUN_ID, primary_key=True),
+    sa.Column("experiment_id", sa.ForeignKey("experiments.id"), nullable=False, index=True),
+    sa.Column("name", NAME, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", sa.BigInteger, nullable=False),
+    sa.Column("end_time", sa.BigInteger),
+    sa.Column("parent_id", sa.ForeignKey("runs.id"), index=True),
+    sa.Column("source_commit", sa.String(64)),
+    sa.Column("source_entry_point", sa.Text),
+    sa.Column("error", sa.Text),
+)
+
+run_tags = sa.Table(
+    "run_tags",
+    metadata,
+    sa.Column("run_id", sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run_id", sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("run_id", sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("key", KEY, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("steps", sa.LargeBinary, nullable=False),
+    sa.Column("values", sa.LargeBinary, nullable=False),
+    sa.Column("timestamps", sa.LargeBinary, nullable=False),
+    sa.Index(None, "run_id", "key"),
+)
+
+latest_metrics = sa.Table(
+    "latest_metrics",
+    metadata,
+    sa.Column("run_id", sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", sa.Double),  # NULL stands for NaN (SQLite cannot store NaN)
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Index(None, "key", "value"),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("run_id", sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("model", sa.ForeignKey("models.name"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("flavor", sa.String(64), nullable=False),
+    sa.Column("package_digest", sa.String(64), nullable=False),
+    sa.Column("signature", sa.JSON, nullable=False),
+    sa.Column("run_id", sa.ForeignKey("runs.id"), index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+model_tags = sa.Table(
+    "model_tags",
+    metadata,
+    sa.Column("model", sa.ForeignKey("models.name"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),  # 0: a tag of the model itself
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("model", NAME, primary_key=True),
+    sa.Column("alias", NAME, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["model", "version"], ["model_versions.model", "model_versions.version"]
+    ),
+)
+
+lineage = sa.Table(
+    "lineage",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("src_kind", sa.String(32), nullable=False),
+    sa.Column("src_id", sa.String(512), nullable=False),
+    sa.Column("dst_kind", sa.String(32), nullable=False),
+    sa.Column("dst_id", sa.String(512), nullable=False),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("src_kind", "src_id", "dst_kind", "dst_id", "role"),
+    sa.Index(None, "dst_kind", "dst_id"),
+)
