@@ -46,7 +46,7 @@ class MissingDependency(LoopmlError):
 
     def __init__(self, module: str, extra: str) -> None:
         super().__init__(
-            f"{module!r} is not installed; install it with: pip install \"loopml[{extra}]\""
+            f'{module!r} is not installed; install it with: pip install "loopml[{extra}]"'
         )
         self.module = module
         self.extra = extra

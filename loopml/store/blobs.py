@@ -148,4 +148,3 @@ class BlobStore:
             for p in sorted(root.rglob("*"))
             if p.is_file()
         }
-

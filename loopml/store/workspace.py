@@ -18,6 +18,11 @@ from loopml.store.db import MetadataDB
 class Component(Protocol):
     """A per-workspace service with resources to release (e.g. a background writer)."""
 
+    def existing(self, factory: Callable[[Workspace], C]) -> C | None:
+        """The instance made by ``factory`` if one was made already, else None."""
+        with self._lock:
+            return cast("C | None", self._components.get(factory))
+
     def close(self) -> None: ...
 
 
@@ -56,7 +61,9 @@ class Workspace:
         """Open the workspace at ``home`` (default: ``LOOPML_HOME``, else found from the cwd)."""
         settings = load_settings(home=home, **overrides)
         standalone = settings.store_uri is not None and settings.artifact_uri is not None
-        if not standalone and (settings.home is None or not (settings.home / CONFIG_FILE).is_file()):
+        if not standalone and (
+            settings.home is None or not (settings.home / CONFIG_FILE).is_file()
+        ):
             raise WorkspaceNotFound(
                 f"no loopml workspace at {settings.home or Path.cwd()} or any parent folder "
                 f"(no {CONFIG_FILE}); run `loopml init` there or set LOOPML_HOME"
@@ -88,6 +95,11 @@ class Workspace:
             if found is None:
                 found = self._components[factory] = factory(self)
             return cast(C, found)
+
+    def existing(self, factory: Callable[[Workspace], C]) -> C | None:
+        """The instance made by ``factory`` if one was made already, else None."""
+        with self._lock:
+            return cast("C | None", self._components.get(factory))
 
     def close(self) -> None:
         """Close components (flushing buffered writes), then the database connections."""

@@ -1,0 +1,36 @@
+"""Experiment tracking: experiments, runs, params (immutable), metric histories (buffered,
+append-only), tags, artifacts in the blob store, dataset inputs as lineage, and search."""
+
+from loopml.tracking._experiments import (
+    Experiment,
+    get_experiment,
+    get_or_create_experiment,
+    list_experiments,
+)
+from loopml.tracking._query import (
+    RunRecord,
+    download_artifacts,
+    get_metric_history,
+    get_run,
+    list_artifacts,
+)
+from loopml.tracking._runs import STATUSES, Run, active_run, require_active_run, start_run
+from loopml.tracking._writer import MetricWriter
+
+__all__ = [
+    "STATUSES",
+    "Experiment",
+    "MetricWriter",
+    "Run",
+    "RunRecord",
+    "active_run",
+    "download_artifacts",
+    "get_experiment",
+    "get_metric_history",
+    "get_or_create_experiment",
+    "get_run",
+    "list_artifacts",
+    "list_experiments",
+    "require_active_run",
+    "start_run",
+]

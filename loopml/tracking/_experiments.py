@@ -1,0 +1,79 @@
+"""Experiments: named groups of runs, created on first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from loopml.errors import InvalidInput, NotFound
+from loopml.store import Workspace, now_ms
+from loopml.store.schema import experiments, runs
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named group of runs."""
+
+    id: int
+    name: str
+    created_at: datetime
+
+
+def check_name(value: object, what: str, *, max_len: int = 256) -> str:
+    """``value`` if it is a usable name, else InvalidInput saying why."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{what} must be a non-empty string, got {value!r}")
+    if len(value) > max_len:
+        raise InvalidInput(f"{what} is {len(value)} characters long; the limit is {max_len}")
+    return value
+
+
+def to_datetime(ms: int | None) -> datetime | None:
+    """Integer epoch milliseconds as an aware UTC datetime."""
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _row_to_experiment(row: sa.Row[tuple[int, str, int]]) -> Experiment:
+    return Experiment(row.id, row.name, to_datetime(row.created_at) or datetime.now(UTC))
+
+
+def get_experiment(ws: Workspace, name: str) -> Experiment:
+    """The experiment called ``name``; NotFound lists the ones that exist."""
+    check_name(name, "experiment name")
+    with ws.db.read() as conn:
+        row = conn.execute(sa.select(experiments).where(experiments.c.name == name)).first()
+        if row is None:
+            known = conn.execute(sa.select(experiments.c.name).order_by(experiments.c.name))
+            names = ", ".join(known.scalars()) or "none yet"
+            raise NotFound(f"no experiment named {name!r} (experiments: {names})")
+    return _row_to_experiment(row)
+
+
+def get_or_create_experiment(ws: Workspace, name: str) -> Experiment:
+    """The experiment called ``name``, created if it does not exist yet."""
+    check_name(name, "experiment name")
+    with ws.db.read() as conn:
+        row = conn.execute(sa.select(experiments).where(experiments.c.name == name)).first()
+    if row is not None:
+        return _row_to_experiment(row)
+    try:
+        with ws.db.write() as conn:
+            conn.execute(experiments.insert().values(name=name, created_at=now_ms()))
+    except IntegrityError:
+        pass  # created by someone else meanwhile
+    return get_experiment(ws, name)
+
+
+def list_experiments(ws: Workspace) -> list[tuple[Experiment, int]]:
+    """Every experiment with its number of runs, by name."""
+    query = (
+        sa.select(experiments, sa.func.count(runs.c.id).label("n_runs"))
+        .select_from(experiments.outerjoin(runs, runs.c.experiment_id == experiments.c.id))
+        .group_by(experiments.c.id)
+        .order_by(experiments.c.name)
+    )
+    with ws.db.read() as conn:
+        return [(_row_to_experiment(r), r.n_runs) for r in conn.execute(query)]

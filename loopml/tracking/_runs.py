@@ -1,0 +1,438 @@
+"""Runs: one execution of training code, with its params, metrics, tags and artifacts.
+
+``start_run`` returns a :class:`Run` and makes it the active run of the current context
+(thread or asyncio task), so module-level ``log_metric`` & co. find it. Used as a context
+manager the run ends FINISHED, or FAILED with the error recorded if the block raises
+(KILLED on Ctrl-C); buffered metrics are written before the status changes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import io
+import json
+import os
+import subprocess
+import sys
+import traceback
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from loopml.errors import Conflict, InvalidInput, NotFound
+from loopml.store import Node, Workspace, add_edge, default_workspace, now_ms
+from loopml.store.schema import artifacts, experiments, latest_metrics, params, run_tags, runs
+from loopml.tracking._experiments import (
+    Experiment,
+    check_name,
+    get_experiment,
+    get_or_create_experiment,
+)
+from loopml.tracking._writer import MetricWriter
+
+Status = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
+STATUSES: tuple[Status, ...] = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+_MAX_ERROR = 20_000
+
+_active: contextvars.ContextVar[tuple[Run, ...]] = contextvars.ContextVar(
+    "loopml_active_runs", default=()
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _git_commit(cwd: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _entry_point() -> str:
+    main = sys.argv[0] if sys.argv and sys.argv[0] else "<interactive>"
+    return os.path.basename(main) or main
+
+
+def _metric_value(key: str, value: object) -> float:
+    if isinstance(value, float):
+        return value
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInput(f"metric {key!r}: value {value!r} is not a number") from None
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+class Run:
+    """A handle on one run. Make runs with :func:`start_run`, not directly."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        id: str,
+        experiment: Experiment,
+        name: str,
+        parent_id: str | None = None,
+        next_steps: dict[str, int] | None = None,
+    ) -> None:
+        self.ws = ws
+        self.id = id
+        self.experiment = experiment
+        self.name = name
+        self.parent_id = parent_id
+        self.status: Status = "RUNNING"
+        self._writer = ws.component(MetricWriter)
+        self._next_step: dict[str, int] = next_steps or {}
+        self._params: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, name={self.name!r}, status={self.status!r})"
+
+    # -- params and tags --------------------------------------------------------------
+    def log_param(self, key: str, value: object) -> None:
+        """Record one parameter. Params are immutable: a different value raises Conflict."""
+        self.log_params({key: value})
+
+    def log_params(self, values: Mapping[str, object]) -> None:
+        """Record several parameters at once (see :meth:`log_param`)."""
+        new = {check_name(k, "param key", max_len=250): _param_text(v) for k, v in values.items()}
+        for key, text in new.items():
+            if key in self._params and self._params[key] != text:
+                raise Conflict(self._conflict(key, self._params[key], text))
+        new = {k: v for k, v in new.items() if k not in self._params}
+        if not new:
+            return
+        with self.ws.db.write() as conn:
+            rows = [{"run_id": self.id, "key": k, "value": v} for k, v in new.items()]
+            self.ws.db.upsert(conn, params, rows, keys=["run_id", "key"])
+            stored = conn.execute(
+                sa.select(params.c.key, params.c.value).where(
+                    params.c.run_id == self.id, params.c.key.in_(list(new))
+                )
+            ).all()
+            for key, value in stored:
+                if value != new[key]:
+                    raise Conflict(self._conflict(key, value, new[key]))
+        self._params.update(new)
+
+    def _conflict(self, key: str, old: str, new: str) -> str:
+        return (
+            f"run {self.id}: param {key!r} is already {old!r}; params are immutable, "
+            f"cannot set it to {new!r} (start a new run for new parameters)"
+        )
+
+    def set_tag(self, key: str, value: object) -> None:
+        """Set (or overwrite) one tag."""
+        self.set_tags({key: value})
+
+    def set_tags(self, values: Mapping[str, object]) -> None:
+        """Set (or overwrite) several tags."""
+        rows = [
+            {"run_id": self.id, "key": check_name(k, "tag key", max_len=250), "value": str(v)}
+            for k, v in values.items()
+        ]
+        with self.ws.db.write() as conn:
+            self.ws.db.upsert(conn, run_tags, rows, keys=["run_id", "key"], update=["value"])
+
+    # -- metrics ----------------------------------------------------------------------
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, timestamp: int | None = None
+    ) -> None:
+        """Append a point to metric ``key``'s history (buffered; see :meth:`flush`).
+
+        ``step`` defaults to one past the key's previous step in this run (0 first);
+        ``timestamp`` is epoch milliseconds, default now.
+        """
+        if type(key) is not str or not key:
+            check_name(key, "metric key")
+        value = _metric_value(key, value)
+        if step is None:
+            step = self._next_step.get(key, 0)
+        elif type(step) is not int:
+            step = self._check_step(step)
+        self._next_step[key] = step + 1
+        self._writer.add(self.id, key, value, step, now_ms() if timestamp is None else timestamp)
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Append one point to each of several metrics, all at the same step and time."""
+        clean = {
+            check_name(k, "metric key", max_len=250): _metric_value(k, v) for k, v in values.items()
+        }
+        if step is not None:
+            step = self._check_step(step)
+        steps = {k: self._next_step.get(k, 0) if step is None else step for k in clean}
+        for key, s in steps.items():
+            self._next_step[key] = s + 1
+        self._writer.add_many(self.id, clean, steps, now_ms())
+
+    def log_batch(
+        self,
+        key: str,
+        values: Sequence[float] | np.ndarray,
+        steps: Sequence[int] | np.ndarray | None = None,
+        timestamps: Sequence[int] | np.ndarray | None = None,
+    ) -> None:
+        """Append many points of one metric at once (e.g. a whole loss curve).
+
+        ``steps`` default to consecutive steps after the key's last one; ``timestamps``
+        (epoch ms) default to now.
+        """
+        check_name(key, "metric key", max_len=250)
+        try:
+            vals = np.asarray(values, dtype="f8")
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"metric {key!r}: values are not all numbers ({exc})") from None
+        n = len(vals)
+        if steps is None:
+            start = self._next_step.get(key, 0)
+            step_arr = np.arange(start, start + n, dtype="i8")
+        else:
+            step_arr = np.asarray(steps)
+            if step_arr.shape != (n,) or (n and step_arr.dtype.kind not in "iu"):
+                raise InvalidInput(f"metric {key!r}: steps must be {n} integers")
+        stamps = np.full(n, now_ms(), dtype="i8") if timestamps is None else np.asarray(timestamps)
+        if stamps.shape != (n,):
+            raise InvalidInput(f"metric {key!r}: timestamps must be {n} integers")
+        if n:
+            self._next_step[key] = max(self._next_step.get(key, 0), int(step_arr.max()) + 1)
+            self._writer.add_series(
+                self.id, key, step_arr.tolist(), vals.tolist(), stamps.tolist()
+            )
+
+    @staticmethod
+    def _check_step(step: object) -> int:
+        if isinstance(step, bool) or not isinstance(step, int | float) or step != int(step):
+            raise InvalidInput(f"step must be an integer, got {step!r}")
+        return int(step)
+
+    def flush(self) -> None:
+        """Write every buffered metric point of this process now."""
+        self._writer.flush()
+
+    # -- artifacts and inputs ---------------------------------------------------------
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        """Store a file, or every file under a folder, as artifacts of this run.
+
+        Files land at ``artifact_path/<name>`` (folders keep their inner layout).
+        """
+        src = Path(path)
+        if not src.exists():
+            raise NotFound(f"cannot log artifact: no such file or folder {str(src)!r}")
+        prefix = (artifact_path.strip("/") + "/") if artifact_path else ""
+        if src.is_file():
+            files = {prefix + src.name: src}
+        else:
+            files = {
+                prefix + p.relative_to(src).as_posix(): p
+                for p in sorted(src.rglob("*"))
+                if p.is_file()
+            }
+        self._record_artifacts(
+            {rel: (self.ws.blobs.put_file(p), p.stat().st_size) for rel, p in files.items()}
+        )
+
+    def log_bytes(self, data: bytes, name: str) -> None:
+        """Store ``data`` as the artifact ``name``."""
+        check_name(name, "artifact name", max_len=1024)
+        self._record_artifacts({name.strip("/"): (self.ws.blobs.put_bytes(data), len(data))})
+
+    def log_text(self, text: str, name: str) -> None:
+        """Store a string as a UTF-8 text artifact."""
+        self.log_bytes(text.encode("utf-8"), name)
+
+    def log_dict(self, data: Mapping[str, Any], name: str) -> None:
+        """Store a dict as a JSON artifact (``name`` should end in .json)."""
+        try:
+            text = json.dumps(data, indent=2, sort_keys=True, default=str, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"log_dict({name!r}): not JSON-serialisable: {exc}") from exc
+        self.log_text(text, name)
+
+    def log_figure(self, figure: Any, name: str) -> None:
+        """Store a matplotlib figure as an image artifact (format from the suffix, e.g. .png)."""
+        if not hasattr(figure, "savefig"):
+            raise InvalidInput(
+                f"log_figure({name!r}): expected a matplotlib Figure, got {type(figure).__name__}"
+            )
+        fmt = Path(name).suffix.lstrip(".") or "png"
+        buf = io.BytesIO()
+        figure.savefig(buf, format=fmt, bbox_inches="tight")
+        self.log_bytes(buf.getvalue(), name if Path(name).suffix else f"{name}.png")
+
+    def _record_artifacts(self, files: dict[str, tuple[str, int]]) -> None:
+        rows = [
+            {"run_id": self.id, "path": rel, "digest": d, "size": n}
+            for rel, (d, n) in files.items()
+        ]
+        with self.ws.db.write() as conn:
+            self.ws.db.upsert(
+                conn, artifacts, rows, keys=["run_id", "path"], update=["digest", "size"]
+            )
+
+    def log_input(self, dataset: object, role: str = "training") -> None:
+        """Record that this run read ``dataset`` (a DatasetVersion or a ``name@version`` string)."""
+        node = getattr(dataset, "lineage_node", None)
+        if not isinstance(node, Node):
+            if not isinstance(dataset, str) or "@" not in dataset:
+                raise InvalidInput(
+                    f"log_input: expected a DatasetVersion or a 'name@version' reference, "
+                    f"got {dataset!r}"
+                )
+            node = Node("dataset_version", dataset)
+        with self.ws.db.write() as conn:
+            add_edge(self.ws.db, conn, node, Node("run", self.id), check_name(role, "role"))
+
+    # -- lifecycle --------------------------------------------------------------------
+    def end(self, status: Status = "FINISHED", error: str | None = None) -> None:
+        """Flush buffered metrics and close the run with ``status``."""
+        if status not in STATUSES[1:]:
+            raise InvalidInput(
+                f"end status must be one of {', '.join(STATUSES[1:])}, got {status!r}"
+            )
+
+        def close(conn: Connection) -> None:
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == self.id)
+                .values(
+                    status=status, end_time=now_ms(), error=error[-_MAX_ERROR:] if error else None
+                )
+            )
+
+        self._writer.flush(then=close)
+        self._writer.open_runs.pop(self.id, None)
+        self.status = status
+        stack = _active.get()
+        if self in stack:
+            _active.set(tuple(r for r in stack if r is not self))
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
+            self.end("FINISHED")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.end("KILLED", error="KeyboardInterrupt")
+        else:
+            self.end("FAILED", error="".join(traceback.format_exception(exc)))
+
+
+def start_run(
+    experiment: str = "default",
+    name: str | None = None,
+    *,
+    run_id: str | None = None,
+    parent: Run | str | None = None,
+    nested: bool = False,
+    tags: Mapping[str, object] | None = None,
+    workspace: Workspace | None = None,
+) -> Run:
+    """Start a run (or resume run ``run_id``) and make it the active run.
+
+    Parameters
+    ----------
+    experiment : experiment name, created on first use.
+    name : a human name for the run (default: ``run-<first 8 id characters>``).
+    run_id : resume this existing run instead of creating one.
+    parent : the parent run (or its id); ``nested=True`` takes the active run as parent.
+    tags : initial tags.
+    workspace : default: the process's default workspace.
+
+    Examples
+    --------
+    >>> with start_run(experiment="churn") as run:      # doctest: +SKIP
+    ...     run.log_metric("auc", 0.91)
+    """
+    ws = workspace or default_workspace()
+    if run_id is not None:
+        run = _resume(ws, run_id)
+    else:
+        if nested and parent is None:
+            stack = _active.get()
+            if not stack:
+                raise InvalidInput("start_run(nested=True) needs an active run to nest under")
+            parent = stack[-1]
+        parent_id = parent.id if isinstance(parent, Run) else parent
+        exp = get_or_create_experiment(ws, experiment)
+        new_id = uuid.uuid4().hex
+        run_name = check_name(name, "run name") if name is not None else f"run-{new_id[:8]}"
+        row = {
+            "id": new_id,
+            "experiment_id": exp.id,
+            "name": run_name,
+            "status": "RUNNING",
+            "start_time": now_ms(),
+            "parent_id": parent_id,
+            "source_commit": _git_commit(os.getcwd()),
+            "source_entry_point": _entry_point(),
+        }
+        with ws.db.write() as conn:
+            if (
+                parent_id is not None
+                and conn.execute(sa.select(runs.c.id).where(runs.c.id == parent_id)).first() is None
+            ):
+                raise NotFound(f"parent run {parent_id!r} does not exist")
+            conn.execute(runs.insert().values(row))
+        run = Run(ws, new_id, exp, run_name, parent_id)
+    run._writer.open_runs[run.id] = None
+    if tags:
+        run.set_tags(tags)
+    _active.set((*_active.get(), run))
+    return run
+
+
+def _resume(ws: Workspace, run_id: str) -> Run:
+    with ws.db.write() as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"no run with id {run_id!r}")
+        conn.execute(
+            runs.update()
+            .where(runs.c.id == run_id)
+            .values(status="RUNNING", end_time=None, error=None)
+        )
+        steps = dict(
+            conn.execute(
+                sa.select(latest_metrics.c.key, latest_metrics.c.step + 1).where(
+                    latest_metrics.c.run_id == run_id
+                )
+            ).all()
+        )
+        name = conn.execute(
+            sa.select(experiments.c.name).where(experiments.c.id == row.experiment_id)
+        ).scalar_one()
+    exp = get_experiment(ws, name)
+    return Run(ws, run_id, exp, row.name, row.parent_id, next_steps=steps)
+
+
+def active_run() -> Run | None:
+    """The innermost active run of this context, or None."""
+    stack = _active.get()
+    return stack[-1] if stack else None
+
+
+def require_active_run() -> Run:
+    """The active run, or InvalidInput explaining how to start one."""
+    run = active_run()
+    if run is None:
+        raise InvalidInput("no active run: wrap the code in `with loopml.start_run(...):`")
+    return run

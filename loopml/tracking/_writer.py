@@ -1,0 +1,217 @@
+"""Buffered metric writing: callers append in memory, a background thread writes batches.
+
+``log_metric`` only appends to an in-memory series under a lock. The writer thread wakes
+every ``metric_flush_interval`` seconds (or as soon as ``metric_buffer_size`` points wait)
+and writes each (run, key) series as one packed chunk row, updating ``latest_metrics`` in
+the same transaction. If a write fails the points go back to the front of the buffer, so
+the next flush retries them: nothing logged is dropped. ``close`` (called when the
+workspace closes, and at interpreter exit) stops the thread after a final flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from loopml.errors import StoreError
+from loopml.store import now_ms
+from loopml.store.schema import latest_metrics, metrics, runs
+
+if TYPE_CHECKING:
+    from loopml.store import Workspace
+
+log = logging.getLogger(__name__)
+
+SeriesKey = tuple[str, str]  # (run_id, metric key)
+
+
+class _Series:
+    __slots__ = ("steps", "timestamps", "values")
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.values: list[float] = []
+        self.timestamps: list[int] = []
+
+    def extend(self, other: _Series) -> None:
+        self.steps.extend(other.steps)
+        self.values.extend(other.values)
+        self.timestamps.extend(other.timestamps)
+
+
+def pack(series: _Series) -> dict[str, object]:
+    """A chunk row's packed columns (little-endian int64/float64/int64)."""
+    return {
+        "count": len(series.steps),
+        "steps": np.asarray(series.steps, dtype="<i8").tobytes(),
+        "values": np.asarray(series.values, dtype="<f8").tobytes(),
+        "timestamps": np.asarray(series.timestamps, dtype="<i8").tobytes(),
+    }
+
+
+def _latest(run_id: str, key: str, s: _Series) -> dict[str, object]:
+    """The series' point with the highest step (ties: the latest timestamp)."""
+    i = max(range(len(s.steps)), key=lambda j: (s.steps[j], s.timestamps[j]))
+    value = s.values[i]
+    return {
+        "run_id": run_id,
+        "key": key,
+        "value": None if value != value else value,  # NaN is stored as NULL
+        "step": s.steps[i],
+        "timestamp": s.timestamps[i],
+    }
+
+
+def _newer(table: sa.Table, ex: Any) -> sa.ColumnElement[bool]:
+    """Upsert guard: replace the latest value only with a later (step, timestamp)."""
+    t = table.c
+    return sa.or_(ex.step > t.step, sa.and_(ex.step == t.step, ex.timestamp >= t.timestamp))
+
+
+class MetricWriter:
+    """The per-workspace metric buffer and its background writer thread."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self._ws = ws
+        self._interval = ws.settings.metric_flush_interval
+        self._limit = ws.settings.metric_buffer_size
+        self._lock = threading.Lock()  # guards the buffer
+        self._flush_lock = threading.Lock()  # one flush at a time
+        self._pending: dict[SeriesKey, _Series] = {}
+        self._count = 0
+        self._wake = threading.Event()
+        self._stop = False
+        self.open_runs: dict[str, None] = {}  # runs started here and not ended yet
+        self._thread = threading.Thread(target=self._loop, name="loopml-metric-writer", daemon=True)
+        self._thread.start()
+
+    # -- the hot path -----------------------------------------------------------------
+    def add(self, run_id: str, key: str, value: float, step: int, timestamp: int) -> None:
+        """Buffer one point."""
+        with self._lock:
+            series = self._pending.get((run_id, key))
+            if series is None:
+                series = self._pending[(run_id, key)] = _Series()
+            series.steps.append(step)
+            series.values.append(value)
+            series.timestamps.append(timestamp)
+            self._count += 1
+            full = self._count >= self._limit
+        if full:
+            self._wake.set()
+
+    def add_series(
+        self, run_id: str, key: str, steps: list[int], values: list[float], timestamps: list[int]
+    ) -> None:
+        """Buffer many points of one key at once."""
+        with self._lock:
+            series = self._pending.get((run_id, key))
+            if series is None:
+                series = self._pending[(run_id, key)] = _Series()
+            series.steps.extend(steps)
+            series.values.extend(values)
+            series.timestamps.extend(timestamps)
+            self._count += len(steps)
+            full = self._count >= self._limit
+        if full:
+            self._wake.set()
+
+    def add_many(
+        self,
+        run_id: str,
+        points: dict[str, float],
+        steps: dict[str, int],
+        timestamp: int,
+    ) -> None:
+        """Buffer one point for each of several keys, at the step ``steps`` gives each."""
+        with self._lock:
+            for key, value in points.items():
+                series = self._pending.get((run_id, key))
+                if series is None:
+                    series = self._pending[(run_id, key)] = _Series()
+                series.steps.append(steps[key])
+                series.values.append(value)
+                series.timestamps.append(timestamp)
+            self._count += len(points)
+            full = self._count >= self._limit
+        if full:
+            self._wake.set()
+
+    # -- flushing ---------------------------------------------------------------------
+    def flush(self, then: Callable[[Connection], None] | None = None) -> None:
+        """Write every buffered point now; run ``then(conn)`` in the same transaction.
+
+        Raises StoreError if the database cannot be written; the points stay buffered.
+        """
+        with self._flush_lock:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                self._count = 0
+            if not pending and then is None:
+                return
+            try:
+                with self._ws.db.write() as conn:
+                    if pending:
+                        self._write(conn, pending)
+                    if then is not None:
+                        then(conn)
+            except BaseException:
+                self._requeue(pending)
+                raise
+
+    def _write(self, conn: Connection, pending: dict[SeriesKey, _Series]) -> None:
+        conn.execute(
+            metrics.insert(),
+            [{"run_id": r, "key": k, **pack(s)} for (r, k), s in pending.items()],
+        )
+        self._ws.db.upsert(
+            conn,
+            latest_metrics,
+            [_latest(r, k, s) for (r, k), s in pending.items()],
+            keys=["run_id", "key"],
+            update=["value", "step", "timestamp"],
+            where=_newer,
+        )
+
+    def _requeue(self, pending: dict[SeriesKey, _Series]) -> None:
+        with self._lock:
+            for key, older in pending.items():
+                newer = self._pending.get(key)
+                if newer is not None:
+                    older.extend(newer)
+                self._pending[key] = older
+                self._count += len(older.steps) - (len(newer.steps) if newer else 0)
+
+    def _loop(self) -> None:
+        while not self._stop:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except StoreError as exc:  # points are kept; the next round retries them
+                log.warning("loopml: metric flush failed, will retry: %s", exc)
+
+    def close(self) -> None:
+        """Stop the writer thread, write everything still buffered, and end (FINISHED)
+        the runs this process started and never ended, as at interpreter exit."""
+        self._stop = True
+        self._wake.set()
+        self._thread.join()
+        left = list(self.open_runs)
+
+        def finish(conn: Connection) -> None:
+            if left:
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id.in_(left), runs.c.status == "RUNNING")
+                    .values(status="FINISHED", end_time=now_ms())
+                )
+
+        self.flush(then=finish)
+        self.open_runs.clear()
