@@ -87,6 +87,7 @@ class MetadataDB:
         self.url = url
         self.engine = _make_engine(url, busy_timeout)
         self.dialect = self.engine.dialect.name
+        self._upserts: dict[tuple[Any, ...], sa.Executable] = {}
         if migrate:
             self.ensure_schema()
 
@@ -153,19 +154,32 @@ class MetadataDB:
         keys: Iterable[str],
         update: Iterable[str] = (),
         where: Any = None,
-    ) -> None:
-        """Insert ``rows``; on a key clash update columns ``update`` (or keep the old row)."""
+    ) -> int:
+        """Insert ``rows``; on a key clash update columns ``update`` (or keep the old row).
+
+        Returns the number of rows inserted or updated. ``where(table, excluded)`` can
+        guard the update.
+        """
         if not rows:
-            return
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = insert(table)
-        update = list(update)
-        if update:
-            done = stmt.on_conflict_do_update(
-                index_elements=list(keys),
-                set_={c: stmt.excluded[c] for c in update},
-                where=where(table, stmt.excluded) if where is not None else None,
-            )
-        else:
-            done = stmt.on_conflict_do_nothing(index_elements=list(keys))
-        conn.execute(done, list(rows))
+            return 0
+        stmt = self._upsert_stmt(table, tuple(keys), tuple(update), where)
+        return conn.execute(stmt, list(rows)).rowcount
+
+    def _upsert_stmt(
+        self, table: sa.Table, keys: tuple[str, ...], update: tuple[str, ...], where: Any
+    ) -> sa.Executable:
+        cache_key = (table.name, keys, update, where)
+        stmt = self._upserts.get(cache_key)
+        if stmt is None:
+            insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            base = insert(table)
+            if update:
+                stmt = base.on_conflict_do_update(
+                    index_elements=list(keys),
+                    set_={c: base.excluded[c] for c in update},
+                    where=where(table, base.excluded) if where is not None else None,
+                )
+            else:
+                stmt = base.on_conflict_do_nothing(index_elements=list(keys))
+            self._upserts[cache_key] = stmt
+        return stmt

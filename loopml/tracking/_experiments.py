@@ -67,6 +67,24 @@ def get_or_create_experiment(ws: Workspace, name: str) -> Experiment:
     return get_experiment(ws, name)
 
 
+class ExperimentCache:
+    """Experiments by name, remembered per workspace (experiments are never renamed)."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self._ws = ws
+        self._known: dict[str, Experiment] = {}
+
+    def get_or_create(self, name: str) -> Experiment:
+        """Like :func:`get_or_create_experiment`, without a query after the first time."""
+        found = self._known.get(name)
+        if found is None:
+            found = self._known[name] = get_or_create_experiment(self._ws, name)
+        return found
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
 def list_experiments(ws: Workspace) -> list[tuple[Experiment, int]]:
     """Every experiment with its number of runs, by name."""
     query = (

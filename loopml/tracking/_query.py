@@ -66,10 +66,16 @@ def get_run(ws: Workspace, run_id: str) -> RunRecord:
         m = pairs(latest_metrics, latest_metrics.c.value)
         t = pairs(run_tags, run_tags.c.value)
     return RunRecord(
-        id=row.id, experiment=row.experiment, name=row.name, status=row.status,
-        start_time=to_datetime(row.start_time), end_time=to_datetime(row.end_time),
-        parent_id=row.parent_id, source_commit=row.source_commit,
-        source_entry_point=row.source_entry_point, error=row.error,
+        id=row.id,
+        experiment=row.experiment,
+        name=row.name,
+        status=row.status,
+        start_time=to_datetime(row.start_time),
+        end_time=to_datetime(row.end_time),
+        parent_id=row.parent_id,
+        source_commit=row.source_commit,
+        source_entry_point=row.source_entry_point,
+        error=row.error,
         params={k: str(v) for k, v in p.items()},
         metrics={k: float("nan") if v is None else float(v) for k, v in m.items()},  # type: ignore[arg-type]
         tags={k: str(v) for k, v in t.items()},
@@ -94,18 +100,22 @@ def get_metric_history(ws: Workspace, run_id: str, key: str) -> pd.DataFrame:
                 keys = conn.execute(
                     sa.select(latest_metrics.c.key).where(latest_metrics.c.run_id == run_id)
                 ).scalars()
-                raise NotFound(f"run {run_id} has no metric {key!r} "
-                               f"(its metrics: {', '.join(sorted(keys)) or 'none'})")
+                raise NotFound(
+                    f"run {run_id} has no metric {key!r} "
+                    f"(its metrics: {', '.join(sorted(keys)) or 'none'})"
+                )
             raise NotFound(f"no run with id {run_id!r}")
     steps = np.concatenate([np.frombuffer(c.steps, dtype="<i8") for c in chunks])
     values = np.concatenate([np.frombuffer(c.values, dtype="<f8") for c in chunks])
     stamps = np.concatenate([np.frombuffer(c.timestamps, dtype="<i8") for c in chunks])
     order = np.argsort(steps, kind="stable")
-    return pd.DataFrame({
-        "step": steps[order],
-        "value": values[order],
-        "timestamp": pd.to_datetime(stamps[order], unit="ms", utc=True),
-    })
+    return pd.DataFrame(
+        {
+            "step": steps[order],
+            "value": values[order],
+            "timestamp": pd.to_datetime(stamps[order], unit="ms", utc=True),
+        }
+    )
 
 
 def list_artifacts(ws: Workspace, run_id: str) -> pd.DataFrame:
@@ -114,7 +124,8 @@ def list_artifacts(ws: Workspace, run_id: str) -> pd.DataFrame:
     with ws.db.read() as conn:
         rows = conn.execute(
             sa.select(artifacts.c.path, artifacts.c.size, artifacts.c.digest)
-            .where(artifacts.c.run_id == run_id).order_by(artifacts.c.path)
+            .where(artifacts.c.run_id == run_id)
+            .order_by(artifacts.c.path)
         ).all()
     return pd.DataFrame(rows, columns=["path", "size", "digest"])
 
@@ -129,10 +140,13 @@ def download_artifacts(
     table = list_artifacts(ws, run_id)
     prefix = path.strip("/")
     exact = table[table.path == prefix]
-    chosen = exact if len(exact) else table[table.path.str.startswith(prefix + "/" if prefix else "")]
+    chosen = (
+        exact if len(exact) else table[table.path.str.startswith(prefix + "/" if prefix else "")]
+    )
     if chosen.empty:
-        raise NotFound(f"run {run_id} has no artifact {path!r} "
-                       f"(artifacts: {', '.join(table.path) or 'none'})")
+        raise NotFound(
+            f"run {run_id} has no artifact {path!r} (artifacts: {', '.join(table.path) or 'none'})"
+        )
     root = Path(dest)
     for rel, digest in zip(chosen.path, chosen.digest, strict=True):
         ws.blobs.get_file(digest, root / rel)

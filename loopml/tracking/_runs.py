@@ -31,15 +31,27 @@ from loopml.store import Node, Workspace, add_edge, default_workspace, now_ms
 from loopml.store.schema import artifacts, experiments, latest_metrics, params, run_tags, runs
 from loopml.tracking._experiments import (
     Experiment,
+    ExperimentCache,
     check_name,
     get_experiment,
-    get_or_create_experiment,
 )
 from loopml.tracking._writer import MetricWriter
 
 Status = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
 STATUSES: tuple[Status, ...] = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 _MAX_ERROR = 20_000
+
+# Statements built once: constant statements hit SQLAlchemy's compiled cache cheaply.
+_INSERT_RUN = runs.insert()
+_END_RUN = (
+    runs.update()
+    .where(runs.c.id == sa.bindparam("run_id"))
+    .values(
+        status=sa.bindparam("status"),
+        end_time=sa.bindparam("end_time"),
+        error=sa.bindparam("error"),
+    )
+)
 
 _active: contextvars.ContextVar[tuple[Run, ...]] = contextvars.ContextVar(
     "loopml_active_runs", default=()
@@ -120,7 +132,9 @@ class Run:
             return
         with self.ws.db.write() as conn:
             rows = [{"run_id": self.id, "key": k, "value": v} for k, v in new.items()]
-            self.ws.db.upsert(conn, params, rows, keys=["run_id", "key"])
+            if self.ws.db.upsert(conn, params, rows, keys=["run_id", "key"]) == len(rows):
+                self._params.update(new)
+                return  # all new: nothing to compare
             stored = conn.execute(
                 sa.select(params.c.key, params.c.value).where(
                     params.c.run_id == self.id, params.c.key.in_(list(new))
@@ -211,9 +225,7 @@ class Run:
             raise InvalidInput(f"metric {key!r}: timestamps must be {n} integers")
         if n:
             self._next_step[key] = max(self._next_step.get(key, 0), int(step_arr.max()) + 1)
-            self._writer.add_series(
-                self.id, key, step_arr.tolist(), vals.tolist(), stamps.tolist()
-            )
+            self._writer.add_series(self.id, key, step_arr.tolist(), vals.tolist(), stamps.tolist())
 
     @staticmethod
     def _check_step(step: object) -> int:
@@ -307,13 +319,12 @@ class Run:
             )
 
         def close(conn: Connection) -> None:
-            conn.execute(
-                runs.update()
-                .where(runs.c.id == self.id)
-                .values(
-                    status=status, end_time=now_ms(), error=error[-_MAX_ERROR:] if error else None
-                )
-            )
+            values = {
+                "status": status,
+                "end_time": now_ms(),
+                "error": error and error[-_MAX_ERROR:],
+            }
+            conn.execute(_END_RUN, {"run_id": self.id, **values})
 
         self._writer.flush(then=close)
         self._writer.open_runs.pop(self.id, None)
@@ -372,7 +383,7 @@ def start_run(
                 raise InvalidInput("start_run(nested=True) needs an active run to nest under")
             parent = stack[-1]
         parent_id = parent.id if isinstance(parent, Run) else parent
-        exp = get_or_create_experiment(ws, experiment)
+        exp = ws.component(ExperimentCache).get_or_create(experiment)
         new_id = uuid.uuid4().hex
         run_name = check_name(name, "run name") if name is not None else f"run-{new_id[:8]}"
         row = {
@@ -391,7 +402,7 @@ def start_run(
                 and conn.execute(sa.select(runs.c.id).where(runs.c.id == parent_id)).first() is None
             ):
                 raise NotFound(f"parent run {parent_id!r} does not exist")
-            conn.execute(runs.insert().values(row))
+            conn.execute(_INSERT_RUN, row)
         run = Run(ws, new_id, exp, run_name, parent_id)
     run._writer.open_runs[run.id] = None
     if tags:
