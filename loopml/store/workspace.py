@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import threading
 import weakref
 from collections.abc import Callable
@@ -17,11 +18,6 @@ from loopml.store.db import MetadataDB
 
 class Component(Protocol):
     """A per-workspace service with resources to release (e.g. a background writer)."""
-
-    def existing(self, factory: Callable[[Workspace], C]) -> C | None:
-        """The instance made by ``factory`` if one was made already, else None."""
-        with self._lock:
-            return cast("C | None", self._components.get(factory))
 
     def close(self) -> None: ...
 
@@ -52,8 +48,7 @@ class Workspace:
         self._components: dict[object, Component] = {}
         self._lock = threading.Lock()
         self._closed = False
-        ref = weakref.ref(self)
-        self._atexit: Callable[[], None] = lambda: (ws := ref()) is not None and ws.close()
+        self._atexit = functools.partial(_close_if_alive, weakref.ref(self))
         atexit.register(self._atexit)
 
     @classmethod
@@ -121,6 +116,13 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"Workspace(home={str(self.home)!r}, db={self.db!r}, blobs={self.blobs!r})"
+
+
+def _close_if_alive(ref: weakref.ref[Workspace]) -> None:
+    """Close the workspace at interpreter exit unless it is gone already."""
+    ws = ref()
+    if ws is not None:
+        ws.close()
 
 
 _default: Workspace | None = None

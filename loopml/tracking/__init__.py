@@ -13,8 +13,10 @@ from loopml.tracking._query import (
     get_metric_history,
     get_run,
     list_artifacts,
+    resolve_run_id,
 )
 from loopml.tracking._runs import STATUSES, Run, active_run, require_active_run, start_run
+from loopml.tracking._search import search_runs
 from loopml.tracking._writer import MetricWriter
 
 __all__ = [
@@ -32,5 +34,7 @@ __all__ = [
     "list_artifacts",
     "list_experiments",
     "require_active_run",
+    "resolve_run_id",
+    "search_runs",
     "start_run",
 ]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from loopml.errors import NotFound
+from loopml.errors import InvalidInput, NotFound
 from loopml.store import Workspace
 from loopml.store.schema import artifacts, experiments, latest_metrics, metrics, params, run_tags
 from loopml.store.schema import runs as runs_table
@@ -43,6 +43,31 @@ def flush_local(ws: Workspace) -> None:
     writer = ws.existing(MetricWriter)
     if writer is not None:
         writer.flush()
+
+
+def resolve_run_id(ws: Workspace, id_or_prefix: str) -> str:
+    """The full id of the run whose id is ``id_or_prefix`` or starts with it (≥ 4 characters)."""
+    text = id_or_prefix.strip().lower()
+    if len(text) < 4 or not all(c in "0123456789abcdef" for c in text):
+        raise InvalidInput(
+            f"{id_or_prefix!r} is not a run id (32 hex characters, or a prefix of at least 4)"
+        )
+    with ws.db.read() as conn:
+        found = (
+            conn.execute(
+                sa.select(runs_table.c.id).where(runs_table.c.id.startswith(text)).limit(3)
+            )
+            .scalars()
+            .all()
+        )
+    if not found:
+        raise NotFound(f"no run with id {id_or_prefix!r}")
+    if len(found) > 1:
+        raise InvalidInput(
+            f"run id prefix {id_or_prefix!r} is ambiguous "
+            f"({', '.join(found[:2])}, ...): give more characters"
+        )
+    return str(found[0])
 
 
 def get_run(ws: Workspace, run_id: str) -> RunRecord:

@@ -130,7 +130,7 @@ def test_artifacts_round_trip(ws: Workspace, tmp_path: Path) -> None:
     assert (out / "b.txt").read_text() == "beta"
     png = download_artifacts(ws, run.id, "curve.png", tmp_path / "dl")
     assert png.read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(NotFound, match="config.json"):
+    with pytest.raises(NotFound, match=r"config\.json"):
         download_artifacts(ws, run.id, "nope", tmp_path / "dl")
 
 

@@ -1,0 +1,59 @@
+"""The ``loopml`` command line (Typer + Rich), one module per command group.
+
+Errors loopml raises on purpose end the command with a one-line message and exit code 1,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from loopml._version import __version__
+from loopml.cli import experiments, models, runs, workspace
+from loopml.cli._common import WorkspaceOption, err_console
+from loopml.cli.quickstart import quickstart
+from loopml.errors import LoopmlError
+
+app = typer.Typer(
+    name="loopml",
+    help="loopml: data → training → tracking → registry → serving → monitoring, in one tool.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"loopml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    workspace_dir: Path = WorkspaceOption,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    ctx.ensure_object(dict)["home"] = workspace_dir
+
+
+app.command("init")(workspace.init)
+app.command("quickstart")(quickstart)
+app.add_typer(workspace.store_app, name="store")
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(runs.app, name="runs")
+app.add_typer(models.app, name="models")
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except LoopmlError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None

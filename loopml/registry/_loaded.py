@@ -1,0 +1,111 @@
+"""Loading a registered model version back as a predictor that checks its input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from loopml.errors import InvalidInput
+from loopml.registry._flavors import get_flavor
+from loopml.registry._package import materialise, read_metadata
+from loopml.registry._registry import ModelVersion, get_model_version
+from loopml.registry._signature import Signature
+from loopml.store import Workspace
+
+
+class LoadedModel:
+    """A registered model version ready to predict; input is checked against its signature.
+
+    Attributes
+    ----------
+    model_version : the version that was loaded.
+    signature : its signature.
+    native : the model as its library made it (e.g. the scikit-learn estimator).
+    metadata : the package's ``loopml-model.json``.
+    path : the local folder of the package.
+    """
+
+    def __init__(
+        self, model_version: ModelVersion, native: Any, metadata: dict[str, Any], path: Path
+    ) -> None:
+        self.model_version = model_version
+        self.signature: Signature = model_version.signature
+        self.native = native
+        self.metadata = metadata
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.model_version.uri!r}, {type(self.native).__name__})"
+
+    def _prepare(self, X: Any) -> Any:
+        try:
+            frame = self.signature.validate(X)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{self.model_version.uri}: {exc}") from None
+        return frame.to_numpy() if self.signature.input_type == "ndarray" else frame
+
+    def predict(self, X: Any) -> Any:
+        """Predict on ``X`` after checking it against the signature.
+
+        Parameters
+        ----------
+        X : DataFrame, 2-D array, dict of columns or of one record, or list of records.
+
+        Returns
+        -------
+        What the native model's ``predict`` returns (usually a numpy array).
+
+        Raises
+        ------
+        InvalidInput
+            ``X`` lacks a column or has one that does not convert; the message names it.
+        """
+        return self.native.predict(self._prepare(X))
+
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities for ``X``, checked against the signature like :meth:`predict`.
+
+        Raises
+        ------
+        InvalidInput
+            The model has no ``predict_proba`` (e.g. a regressor), or ``X`` does not fit.
+        """
+        proba = getattr(self.native, "predict_proba", None)
+        if not callable(proba):
+            raise InvalidInput(
+                f"{self.model_version.uri} ({type(self.native).__name__}) has no predict_proba"
+            )
+        return proba(self._prepare(X))
+
+
+def load_model(ws: Workspace, uri: str | ModelVersion) -> LoadedModel:
+    """Load a registered model version.
+
+    Parameters
+    ----------
+    ws : the workspace.
+    uri : ``models:/churn/3``, ``models:/churn@production``, ``models:/churn`` (latest), the
+        same without ``models:/``, or a :class:`ModelVersion`.
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    NotFound
+        The model, version, alias or the package's flavor is unknown.
+    CorruptBlob
+        A stored file of the package no longer matches its digest.
+
+    Examples
+    --------
+    >>> model = load_model(ws, "models:/churn@production")  # doctest: +SKIP
+    >>> model.predict({"age": 41, "plan": "pro"})  # doctest: +SKIP
+    array([1])
+    """
+    mv = uri if isinstance(uri, ModelVersion) else get_model_version(ws, uri)
+    flavor = get_flavor(mv.flavor)
+    path = materialise(ws, mv.package_digest)
+    metadata = read_metadata(path)
+    return LoadedModel(mv, flavor.load(path), metadata, path)

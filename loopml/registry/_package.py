@@ -1,0 +1,137 @@
+"""Model packages: a folder holding ``loopml-model.json`` and the flavor's files.
+
+In the blob store a package is its files (each a blob) plus a manifest
+``{relative path: digest}`` stored as one more JSON blob; the manifest's digest names the
+package. Loading materialises it once into ``.loopml/cache/packages/<digest>``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+
+from loopml._version import __version__
+from loopml.errors import InvalidInput, StoreError
+from loopml.registry._flavors import Flavor
+from loopml.registry._signature import Signature
+from loopml.store import Workspace
+
+METADATA_FILE = "loopml-model.json"
+FORMAT_VERSION = 1
+
+
+def library_versions(model: object) -> dict[str, str]:
+    """Versions of Python, loopml, the core libraries and the model's own library."""
+    versions = {
+        "python": platform.python_version(),
+        "loopml": __version__,
+        "sklearn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "joblib": joblib.__version__,
+    }
+    top = type(model).__module__.partition(".")[0]
+    own = getattr(sys.modules.get(top), "__version__", None)
+    if top not in versions and top != "builtins" and isinstance(own, str):
+        versions[top] = own
+    return versions
+
+
+def write_package(
+    model: object, flavor: Flavor, signature: Signature, folder: Path
+) -> dict[str, Any]:
+    """Write the package of ``model`` into empty folder ``folder``; return its metadata."""
+    flavor.save(model, folder)
+    if (folder / METADATA_FILE).exists():
+        raise InvalidInput(f"flavor {flavor.name!r} wrote {METADATA_FILE}, a name loopml reserves")
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "flavor": flavor.name,
+        "signature": signature.to_dict(),
+        "library_versions": library_versions(model),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        "predict_proba": callable(getattr(model, "predict_proba", None)),
+    }
+    (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+    return metadata
+
+
+def store_package(
+    ws: Workspace, model: object, flavor: Flavor, signature: Signature
+) -> tuple[str, dict[str, Any]]:
+    """Write the package of ``model`` into the blob store; return (digest, metadata)."""
+    with tempfile.TemporaryDirectory(prefix="loopml-package-") as tmp:
+        metadata = write_package(model, flavor, signature, Path(tmp))
+        manifest = ws.blobs.put_tree(tmp)
+    body = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    return ws.blobs.put_bytes(body), metadata
+
+
+def _read_manifest(ws: Workspace, digest: str) -> dict[str, str]:
+    try:
+        manifest = json.loads(ws.blobs.get_bytes(digest))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"model package {digest} has an unreadable manifest: {exc}") from exc
+    if not isinstance(manifest, dict) or METADATA_FILE not in manifest:
+        raise StoreError(f"model package {digest} has no {METADATA_FILE}")
+    for rel in manifest:
+        path = PurePosixPath(rel)
+        if path.is_absolute() or ".." in path.parts:
+            raise StoreError(f"model package {digest} names a file outside itself: {rel!r}")
+    return {str(k): str(v) for k, v in manifest.items()}
+
+
+def materialise(ws: Workspace, digest: str) -> Path:
+    """The local folder of package ``digest``, downloaded into the cache on first use.
+
+    Files are fetched into a temporary sibling folder and renamed into place, so the cache
+    never holds a partial package. Blob reads are verified; a damaged blob raises
+    :class:`~loopml.errors.CorruptBlob`.
+    """
+    cache = ws.settings.state_dir / "cache" / "packages"
+    target = cache / digest
+    if target.is_dir():
+        return target
+    manifest = _read_manifest(ws, digest)
+    tmp = cache / f".{digest}.tmp-{uuid.uuid4().hex}"
+    try:
+        ws.blobs.copy_tree_into(manifest, tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():  # not a concurrent loader that finished first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """The ``loopml-model.json`` of a materialised package, checked for a known format.
+
+    Raises
+    ------
+    InvalidInput
+        The package was written by a newer loopml in a format this one cannot read.
+    """
+    metadata: dict[str, Any] = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise InvalidInput(
+            f"model package {folder.name} has format_version {version!r}; this loopml "
+            f"({__version__}) reads format {FORMAT_VERSION}: upgrade loopml to load it"
+        )
+    return metadata

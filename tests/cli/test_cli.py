@@ -1,0 +1,95 @@
+"""The command line, run as a user runs it: a real process, real exit codes and output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loopml.store import Workspace
+from loopml.tracking import start_run
+
+
+def loopml(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loopml", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A workspace with two finished runs in experiment 'churn'."""
+    home = tmp_path / "proj"
+    with Workspace.init(home) as ws:
+        for i, model in enumerate(["xgb", "rf"]):
+            with start_run("churn", name=f"run-{model}", workspace=ws) as run:
+                run.log_params({"model": model, "depth": 3 + i})
+                run.log_metric("auc", 0.8 + i / 10)
+    return home
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    assert loopml("--version", cwd=tmp_path).stdout.startswith("loopml ")
+    for group in ([], ["runs"], ["experiments"], ["store"], ["init"], ["runs", "list"]):
+        out = loopml(*group, "--help", cwd=tmp_path)
+        assert out.returncode == 0 and "Usage" in out.stdout, (group, out.stderr)
+
+
+def test_init_then_found_from_a_subfolder(tmp_path: Path) -> None:
+    out = loopml("init", "proj", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "proj" / "loopml.toml").is_file()
+    (tmp_path / "proj" / "src").mkdir()
+    assert loopml("experiments", "list", cwd=tmp_path / "proj" / "src").returncode == 0
+    again = loopml("init", "proj", cwd=tmp_path)
+    assert again.returncode == 1 and "already a loopml workspace" in again.stderr
+
+
+def test_runs_list_show_compare(project: Path) -> None:
+    listed = loopml("runs", "list", "-e", "churn", "-f", "metrics.auc > 0.85", cwd=project)
+    assert listed.returncode == 0, listed.stderr
+    assert "run-rf" in listed.stdout and "run-xgb" not in listed.stdout
+    exps = loopml("experiments", "list", cwd=project)
+    assert "churn" in exps.stdout
+    with Workspace.open(project) as ws:
+        from loopml.tracking import search_runs
+
+        ids = list(search_runs(ws, "churn").run_id)
+    shown = loopml("runs", "show", ids[0][:8], cwd=project)
+    assert shown.returncode == 0 and "auc" in shown.stdout and "depth" in shown.stdout
+    compared = loopml("runs", "compare", *ids, cwd=project)
+    assert compared.returncode == 0 and "params.model" in compared.stdout
+
+
+def test_store_upgrade_is_idempotent(project: Path) -> None:
+    out = loopml("store", "upgrade", cwd=project)
+    assert out.returncode == 0 and "already at revision" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["runs", "show", "abcdef12"], "no run with id"),
+        (["runs", "show", "xyz"], "not a run id"),
+        (["runs", "list", "-e", "nope"], "no experiment"),
+        (["runs", "list", "-f", "metrics.auc > 1; DROP TABLE runs"], "invalid filter"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(
+    project: Path, args: list[str], message: str
+) -> None:
+    out = loopml(*args, cwd=project)
+    assert out.returncode == 1
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) <= 2
+
+
+def test_outside_a_workspace_says_how_to_make_one(tmp_path: Path) -> None:
+    out = loopml("runs", "list", cwd=tmp_path)
+    assert out.returncode == 1 and "loopml init" in out.stderr and "Traceback" not in out.stderr
