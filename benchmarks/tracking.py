@@ -96,11 +96,15 @@ def run_mlflow() -> dict[str, Any]:
     if not python.exists():
         subprocess.run(["bash", str(PEERS / "setup_peers.sh")], check=True)
     out = subprocess.run(
-        [str(python), "mlflow_tracking.py"], cwd=PEERS, capture_output=True, text=True,
+        [str(python), "mlflow_tracking.py"],
+        cwd=PEERS,
+        capture_output=True,
+        text=True,
         check=True,
     ).stdout
-    result: dict[str, Any] = json.loads([line for line in out.splitlines()
-                                         if line.startswith("{")][-1])
+    result: dict[str, Any] = json.loads(
+        [line for line in out.splitlines() if line.startswith("{")][-1]
+    )
     return result
 
 

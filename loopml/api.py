@@ -125,6 +125,7 @@ def register_model(
     run = run if run is not None else tracking.active_run()
     ws = workspace or (run.ws if isinstance(run, tracking.Run) else default_workspace())
     run_id = run.id if isinstance(run, tracking.Run) else run
+    tracking.flush(ws)  # the run may still be queued in this process
     return registry.register_model(
         ws, model, name, run_id=run_id, input_example=input_example, **options
     )
@@ -140,9 +141,7 @@ def get_model_version(uri: str, *, workspace: Workspace | None = None) -> regist
     return registry.get_model_version(workspace or default_workspace(), uri)
 
 
-def set_alias(
-    name: str, alias: str, version: int, *, workspace: Workspace | None = None
-) -> None:
+def set_alias(name: str, alias: str, version: int, *, workspace: Workspace | None = None) -> None:
     """Point ``name@alias`` at ``version`` (moving it if it exists)."""
     registry.set_alias(workspace or default_workspace(), name, alias, version)
 

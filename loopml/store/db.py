@@ -162,12 +162,14 @@ class MetadataDB:
         """
         if not rows:
             return 0
-        stmt = self._upsert_stmt(table, tuple(keys), tuple(update), where)
+        stmt = self.upsert_statement(table, keys=keys, update=update, where=where)
         return conn.execute(stmt, list(rows)).rowcount
 
-    def _upsert_stmt(
-        self, table: sa.Table, keys: tuple[str, ...], update: tuple[str, ...], where: Any
+    def upsert_statement(
+        self, table: sa.Table, *, keys: Iterable[str], update: Iterable[str] = (), where: Any = None
     ) -> sa.Executable:
+        """The (cached) statement :meth:`upsert` executes, to run with a list of rows."""
+        keys, update = tuple(keys), tuple(update)
         cache_key = (table.name, keys, update, where)
         stmt = self._upserts.get(cache_key)
         if stmt is None:

@@ -138,13 +138,16 @@ def default_workspace() -> Workspace:
         return _default
 
 
-def use_workspace(home: str | Path | None = None, **overrides: Any) -> Workspace:
-    """Make the workspace at ``home`` the default for this process, closing the previous one."""
+def use_workspace(home: str | Path | Workspace | None = None, **overrides: Any) -> Workspace:
+    """Make a workspace the default for this process, closing the previous default.
+
+    ``home`` is a workspace folder (opened with ``overrides``) or an open ``Workspace``.
+    """
     global _default
-    ws = Workspace.open(home, **overrides)
+    ws = home if isinstance(home, Workspace) else Workspace.open(home, **overrides)
     with _default_lock:
         previous, _default = _default, ws
-    if previous is not None:
+    if previous is not None and previous is not ws:
         previous.close()
     return ws
 

@@ -10,6 +10,7 @@ from loopml.tracking._experiments import (
 from loopml.tracking._query import (
     RunRecord,
     download_artifacts,
+    flush,
     get_metric_history,
     get_run,
     list_artifacts,
@@ -27,6 +28,7 @@ __all__ = [
     "RunRecord",
     "active_run",
     "download_artifacts",
+    "flush",
     "get_experiment",
     "get_metric_history",
     "get_or_create_experiment",

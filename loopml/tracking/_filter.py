@@ -1,4 +1,4 @@
-"""The run-filter language: a tokenizer, a recursive-descent parser and a compiler to SQL.
+"""The run-filter language: a tokenizer and a recursive-descent parser to a tree.
 
 A filter such as ``metrics.auc > 0.8 AND params.model IN ('xgb', 'rf')`` goes through three
 steps, each of which can refuse input but never passes text through to the database:
@@ -8,8 +8,8 @@ steps, each of which can refuse input but never passes text through to the datab
 2. :func:`parse_filter` builds a tree of frozen dataclasses and checks every comparison
    against its field: metrics are numbers, params and tags are strings, ``status`` is one
    of :data:`~loopml.tracking.STATUSES`, times are milliseconds or ISO 8601 dates.
-3. :func:`compile_filter` turns the tree into an SQLAlchemy condition on the ``runs``
-   table in which every value is a bound parameter.
+3. :func:`loopml.tracking._search.compile_filter` turns the tree into an SQLAlchemy
+   condition on the ``runs`` table in which every value is a bound parameter.
 
 Grammar (keywords are case-insensitive)::
 
@@ -30,10 +30,11 @@ Positions in error messages count characters from 0.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NoReturn
 
@@ -67,18 +68,13 @@ ATTRIBUTES: dict[str, str] = {
     "experiment": "experiment",
 }  # fmt: skip
 _TIMES = frozenset({"start_time", "end_time"})
-_PLURAL: dict[Entity, str] = {
-    "metric": "metrics",
-    "param": "params",
-    "tag": "tags",
-    "attribute": "attributes",
-}
 _OPS = {"==": "=", "!=": "!=", "<>": "!=", "<=": "<=", ">=": ">=", "=": "=", "<": "<", ">": ">"}
 _ORDERING_OPS = frozenset({"<", "<=", ">", ">="})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _NAME_PUNCTUATION = frozenset("_-/:.")
 _QUOTES = {"'": "string", '"': "dquoted", "`": "backquoted"}
+_QUOTED = {"'": "string", '"': "double-quoted string", "`": "back-quoted name"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64 = 2**63
 
@@ -113,11 +109,12 @@ def _quoted(text: str, start: int, what: str) -> tuple[str, int]:
             return "".join(parts), j + 1
         parts.append(quote)
         i = j + 2
-    _fail(what, start, f"unterminated {_QUOTES[quote]} {quote}...: no closing {quote}")
+    _fail(what, start, f"unterminated {_QUOTED[quote]}: no closing {quote}")
 
 
-def _field_name(text: str, start: int, what: str) -> tuple[str, int]:
-    if start < len(text) and text[start] in "`\"":
+def _field_name(text: str, start: int, what: str, entity: str) -> tuple[str, int]:
+    """The name after ``<entity>.`` at ``start``: quoted, or a run of name characters."""
+    if start < len(text) and text[start] in '`"':
         name, end = _quoted(text, start, what)
     else:
         end = start
@@ -125,7 +122,7 @@ def _field_name(text: str, start: int, what: str) -> tuple[str, int]:
             end += 1
         name = text[start:end]
     if not name:
-        _fail(what, start, f"expected a name after {text[:start].split()[-1]!r}")
+        _fail(what, start, f"expected a name after {entity + '.'!r}")
     return name, end
 
 
@@ -139,9 +136,12 @@ def tokenize(text: str, what: str = "filter") -> list[Token]:
     """
     if len(text) > MAX_LENGTH:
         _fail(what, MAX_LENGTH, f"longer than {MAX_LENGTH} characters")
-    for i, ch in enumerate(text):
-        if ch == "\x00" or "\ud800" <= ch <= "\udfff":
-            _fail(what, i, f"unexpected character {ch!r}")
+    try:
+        text.encode("utf-8")  # no lone surrogates: the database could not take them
+    except UnicodeEncodeError as exc:
+        _fail(what, exc.start, f"unexpected character {text[exc.start]!r}")
+    if (nul := text.find("\x00")) >= 0:
+        _fail(what, nul, "unexpected character '\\x00'")
     tokens: list[Token] = []
     i = 0
     while i < len(text):
@@ -167,7 +167,7 @@ def tokenize(text: str, what: str = "filter") -> list[Token]:
         elif m := _WORD.match(text, i):
             i = m.end()
             if i < len(text) and text[i] == ".":
-                key, i = _field_name(text, i + 1, what)
+                key, i = _field_name(text, i + 1, what, m.group())
                 tokens.append(Token("field", text[start:i], key, start, entity=m.group()))
             else:
                 tokens.append(Token("word", m.group(), m.group().upper(), start))
@@ -184,8 +184,8 @@ class Field:
 
     entity: Entity
     key: str
-    text: str = field(default="", compare=False)
-    position: int = field(default=0, compare=False)
+    text: str = dataclasses.field(default="", compare=False, repr=False)
+    position: int = dataclasses.field(default=0, compare=False, repr=False)
 
     @property
     def kind(self) -> Literal["number", "time", "status", "string"]:
@@ -295,7 +295,8 @@ class _Parser:
 
     def advance(self) -> Token:
         token = self.tokens[self.index]
-        self.index += min(1, len(self.tokens) - 1 - self.index)
+        if token.kind != "end":
+            self.index += 1
         return token
 
     def accept(self, *words: str) -> Token | None:
@@ -356,14 +357,16 @@ class _Parser:
         self.advance()
         entity = ENTITIES.get(token.entity.lower())
         if entity is None:
-            self.fail(token, f"unknown entity {token.entity!r} in {token.text!r}; fields start "
-                             "with metrics., params., tags. or attributes.")  # fmt: skip
+            self.fail(
+                token,
+                f"unknown entity {token.entity!r} in {token.text!r}; a field starts with "
+                "metrics., params., tags. or attributes.",
+            )
         key = token.value
         if entity == "attribute":
             if token.value.lower() not in ATTRIBUTES:
-                self.fail(token, f"unknown attribute {token.value!r}; attributes are "
-                                 "run_id, name, status, start_time, end_time, parent_run_id, "
-                                 "experiment")  # fmt: skip
+                known = ", ".join(dict.fromkeys(ATTRIBUTES.values()))
+                self.fail(token, f"unknown attribute {token.value!r}; attributes are {known}")
             key = ATTRIBUTES[token.value.lower()]
         return Field(entity, key, token.text, token.position)
 
@@ -376,13 +379,15 @@ class _Parser:
         if token.kind == "op":
             self.advance()
             if token.value in _ORDERING_OPS and field.kind in ("string", "status"):
-                self.fail(token, f"{_PLURAL[field.entity]} are strings; use =, !=, IN or LIKE"
-                          if field.entity in ("param", "tag") else
-                          f"{field.text} is a string; use =, !=, IN or LIKE")  # fmt: skip
+                subject = f"{field.entity}s are strings"
+                if field.entity == "attribute":
+                    subject = f"{field.text} is a string"
+                self.fail(token, f"{subject}; use =, !=, IN or LIKE")
             return Compare(field, token.value, self.value(field, f"after {token.text!r}"))
         if self.accept("IS"):
             negated = self.accept("NOT") is not None
-            self.expect("word" if self.peek().value == "NULL" else "NULL", "expected NULL")
+            if not self.accept("NULL"):
+                self.fail(self.peek(), f"expected NULL after IS, found {_describe(self.peek())}")
             return IsNull(field, negated)
         negated = self.accept("NOT") is not None
         if self.accept("IN"):
@@ -397,13 +402,16 @@ class _Parser:
             if field.kind in ("number", "time"):
                 self.fail(like, f"{field.text} is a number; LIKE compares strings")
             pattern = self.expect("string", f"expected a 'quoted pattern' after {like.text}")
-            if re.search(r"(?<!\\)(\\\\)*\\$", pattern.value):
+            if (len(pattern.value) - len(pattern.value.rstrip("\\"))) % 2:
                 self.fail(pattern, "a LIKE pattern cannot end with the escape character \\")
             return Like(field, pattern.value, negated, like.value == "ILIKE")
-        expected = "IN, LIKE or ILIKE after NOT" if negated else (
-            "an operator (=, !=, <, <=, >, >=, IN, LIKE, ILIKE or IS NULL)")  # fmt: skip
-        self.fail(self.peek(), f"expected {expected} after {field.text!r}, "
-                               f"found {_describe(self.peek())}")  # fmt: skip
+        expected = "an operator (=, !=, <, <=, >, >=, IN, LIKE, ILIKE or IS NULL)"
+        if negated:
+            expected = "IN, LIKE or ILIKE after NOT"
+        self.fail(
+            self.peek(),
+            f"expected {expected} after {field.text!r}, found {_describe(self.peek())}",
+        )
 
     def value(self, field: Field, where: str) -> Value:
         token = self.peek()
@@ -414,14 +422,17 @@ class _Parser:
             hint = " (test for a missing value with IS NULL)" if token.value == "NULL" else ""
             if token.kind == "backquoted":
                 hint = " (backquotes are for names; quote values with '...')"
-            self.fail(token, f"expected a value {where}, a number or a 'quoted string', "
-                             f"found {_describe(token)}{hint}")  # fmt: skip
+            self.fail(
+                token,
+                f"expected a value {where} (a number or a 'quoted string'), "
+                f"found {_describe(token)}{hint}",
+            )
         self.advance()
-        is_number = token.kind == "number"
         if field.kind == "number":
-            if not is_number:
-                self.fail(token, f"{field.text} is a number; compare it with a number, "
-                                 f"not {token.text}")  # fmt: skip
+            if token.kind != "number":
+                self.fail(
+                    token, f"{field.text} is a number; compare it with a number, not a string"
+                )
             return float(token.value)
         if field.kind == "time":
             return _milliseconds(self, token, field)
@@ -434,14 +445,18 @@ def _milliseconds(parser: _Parser, token: Token, field: Field) -> int:
     """A time value: integer milliseconds since the epoch, or an ISO 8601 date (UTC if naive)."""
     if token.kind == "number":
         number = float(token.value)
-        if not number.is_integer() or abs(number) >= _INT64:
+        if not (number.is_integer() and abs(number) < _INT64):
             parser.fail(token, f"{field.text} takes whole milliseconds, not {token.text}")
-        return int(token.value) if _WORD.fullmatch("x" + token.value) else int(number)
+        digits = token.value.lstrip("-")
+        return int(token.value) if digits.isdigit() and len(digits) <= 19 else int(number)
     try:
         moment = datetime.fromisoformat(token.value)
     except ValueError:
-        parser.fail(token, f"{field.text} takes milliseconds since the epoch or an ISO 8601 "
-                           f"date such as '2024-05-01T12:00:00Z', not {token.text}")  # fmt: skip
+        parser.fail(
+            token,
+            f"{field.text} takes milliseconds since the epoch or an ISO 8601 date such as "
+            f"'2024-05-01T12:00:00Z', not {token.text}",
+        )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // timedelta(milliseconds=1)
@@ -469,10 +484,10 @@ def parse_filter(text: str | None) -> Expr | None:
     >>> parse_filter("params.depth = 5")
     Compare(field=Field(entity='param', key='depth'), op='=', value='5')
     """
+    if text is not None and not isinstance(text, str):
+        raise InvalidInput(f"filter must be a string, not {type(text).__name__}")
     if text is None or not text.strip():
         return None
-    if not isinstance(text, str):
-        raise InvalidInput(f"filter must be a string, not {type(text).__name__}")
     parser = _Parser(text, "filter")
     expr = parser.or_expr()
     parser.finish("AND, OR or the end of the filter")

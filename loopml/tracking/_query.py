@@ -38,8 +38,11 @@ class RunRecord:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def flush_local(ws: Workspace) -> None:
-    """Write this process's buffered points first, so reads see our own writes."""
+def flush(ws: Workspace) -> None:
+    """Write this process's buffered metric points and queued runs to the workspace now.
+
+    Reads call it first, so a process always sees its own writes.
+    """
     writer = ws.existing(MetricWriter)
     if writer is not None:
         writer.flush()
@@ -72,7 +75,7 @@ def resolve_run_id(ws: Workspace, id_or_prefix: str) -> str:
 
 def get_run(ws: Workspace, run_id: str) -> RunRecord:
     """The run with id ``run_id`` and its params, latest metrics and tags."""
-    flush_local(ws)
+    flush(ws)
     r = runs_table
     with ws.db.read() as conn:
         row = conn.execute(
@@ -113,7 +116,7 @@ def get_metric_history(ws: Workspace, run_id: str, key: str) -> pd.DataFrame:
     Points are ordered by step (stable: points logged at one step keep their order).
     NotFound names the run's metric keys if ``key`` has none.
     """
-    flush_local(ws)
+    flush(ws)
     with ws.db.read() as conn:
         chunks = conn.execute(
             sa.select(metrics.c.steps, metrics.c["values"], metrics.c.timestamps)

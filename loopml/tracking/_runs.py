@@ -42,7 +42,7 @@ STATUSES: tuple[Status, ...] = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 _MAX_ERROR = 20_000
 
 # Statements built once: constant statements hit SQLAlchemy's compiled cache cheaply.
-_INSERT_RUN = runs.insert()
+_INSERT_PARAMS = params.insert()
 _END_RUN = (
     runs.update()
     .where(runs.c.id == sa.bindparam("run_id"))
@@ -130,19 +130,20 @@ class Run:
         new = {k: v for k, v in new.items() if k not in self._params}
         if not new:
             return
-        with self.ws.db.write() as conn:
-            rows = [{"run_id": self.id, "key": k, "value": v} for k, v in new.items()]
-            if self.ws.db.upsert(conn, params, rows, keys=["run_id", "key"]) == len(rows):
-                self._params.update(new)
-                return  # all new: nothing to compare
-            stored = conn.execute(
-                sa.select(params.c.key, params.c.value).where(
-                    params.c.run_id == self.id, params.c.key.in_(list(new))
-                )
-            ).all()
-            for key, value in stored:
-                if value != new[key]:
-                    raise Conflict(self._conflict(key, value, new[key]))
+        rows: list[dict[str, object]] = [
+            {"run_id": self.id, "key": k, "value": v} for k, v in new.items()
+        ]
+        if not self._writer.queue_for_new_run(self.id, _INSERT_PARAMS, rows):
+            with self._writer.write() as conn:
+                if self.ws.db.upsert(conn, params, rows, keys=["run_id", "key"]) != len(rows):
+                    stored = conn.execute(
+                        sa.select(params.c.key, params.c.value).where(
+                            params.c.run_id == self.id, params.c.key.in_(list(new))
+                        )
+                    ).all()
+                    for key, value in stored:
+                        if value != new[key]:
+                            raise Conflict(self._conflict(key, value, new[key]))
         self._params.update(new)
 
     def _conflict(self, key: str, old: str, new: str) -> str:
@@ -157,12 +158,16 @@ class Run:
 
     def set_tags(self, values: Mapping[str, object]) -> None:
         """Set (or overwrite) several tags."""
-        rows = [
+        rows: list[dict[str, object]] = [
             {"run_id": self.id, "key": check_name(k, "tag key", max_len=250), "value": str(v)}
             for k, v in values.items()
         ]
-        with self.ws.db.write() as conn:
-            self.ws.db.upsert(conn, run_tags, rows, keys=["run_id", "key"], update=["value"])
+        if not rows:
+            return
+        stmt = self.ws.db.upsert_statement(run_tags, keys=["run_id", "key"], update=["value"])
+        if not self._writer.queue_for_new_run(self.id, stmt, rows):
+            with self._writer.write() as conn:
+                conn.execute(stmt, rows)
 
     # -- metrics ----------------------------------------------------------------------
     def log_metric(
@@ -292,7 +297,7 @@ class Run:
             {"run_id": self.id, "path": rel, "digest": d, "size": n}
             for rel, (d, n) in files.items()
         ]
-        with self.ws.db.write() as conn:
+        with self._writer.write() as conn:
             self.ws.db.upsert(
                 conn, artifacts, rows, keys=["run_id", "path"], update=["digest", "size"]
             )
@@ -307,7 +312,7 @@ class Run:
                     f"got {dataset!r}"
                 )
             node = Node("dataset_version", dataset)
-        with self.ws.db.write() as conn:
+        with self._writer.write() as conn:
             add_edge(self.ws.db, conn, node, Node("run", self.id), check_name(role, "role"))
 
     # -- lifecycle --------------------------------------------------------------------
@@ -396,15 +401,13 @@ def start_run(
             "source_commit": _git_commit(os.getcwd()),
             "source_entry_point": _entry_point(),
         }
-        with ws.db.write() as conn:
-            if (
-                parent_id is not None
-                and conn.execute(sa.select(runs.c.id).where(runs.c.id == parent_id)).first() is None
-            ):
-                raise NotFound(f"parent run {parent_id!r} does not exist")
-            conn.execute(_INSERT_RUN, row)
+        writer = ws.component(MetricWriter)
+        if parent_id is not None:
+            with writer.write() as conn:  # also inserts the parent if it is still queued
+                if conn.execute(sa.select(runs.c.id).where(runs.c.id == parent_id)).first() is None:
+                    raise NotFound(f"parent run {parent_id!r} does not exist")
+        writer.add_run(row)  # inserted by the run's first write (params, tags, flush, end)
         run = Run(ws, new_id, exp, run_name, parent_id)
-    run._writer.open_runs[run.id] = None
     if tags:
         run.set_tags(tags)
     _active.set((*_active.get(), run))
@@ -412,7 +415,8 @@ def start_run(
 
 
 def _resume(ws: Workspace, run_id: str) -> Run:
-    with ws.db.write() as conn:
+    writer = ws.component(MetricWriter)
+    with writer.write() as conn:
         row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
         if row is None:
             raise NotFound(f"no run with id {run_id!r}")
@@ -432,6 +436,7 @@ def _resume(ws: Workspace, run_id: str) -> Run:
             sa.select(experiments.c.name).where(experiments.c.id == row.experiment_id)
         ).scalar_one()
     exp = get_experiment(ws, name)
+    writer.open_runs[run_id] = None
     return Run(ws, run_id, exp, row.name, row.parent_id, next_steps=steps)
 
 

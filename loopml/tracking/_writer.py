@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SeriesKey = tuple[str, str]  # (run_id, metric key)
+_INSERT_RUN = runs.insert()
 
 
 class _Series:
@@ -82,11 +84,13 @@ class MetricWriter:
         self._interval = ws.settings.metric_flush_interval
         self._limit = ws.settings.metric_buffer_size
         self._lock = threading.Lock()  # guards the buffer
-        self._flush_lock = threading.Lock()  # one flush at a time
+        self._flush_lock = threading.RLock()  # one write transaction at a time
         self._pending: dict[SeriesKey, _Series] = {}
         self._count = 0
         self._wake = threading.Event()
         self._stop = False
+        self._queue: list[tuple[sa.Executable, list[dict[str, object]]]] = []  # new runs' rows
+        self._queued_runs: set[str] = set()  # runs whose row is still in the queue
         self.open_runs: dict[str, None] = {}  # runs started here and not ended yet
         self._thread = threading.Thread(target=self._loop, name="loopml-metric-writer", daemon=True)
         self._thread.start()
@@ -143,7 +147,49 @@ class MetricWriter:
         if full:
             self._wake.set()
 
-    # -- flushing ---------------------------------------------------------------------
+    def add_run(self, row: dict[str, object]) -> None:
+        """Queue a new run's row; this process's next write transaction inserts it."""
+        with self._lock:
+            self._queue.append((_INSERT_RUN, [row]))
+            self._queued_runs.add(str(row["id"]))
+        self.open_runs[str(row["id"])] = None
+
+    def queue_for_new_run(
+        self, run_id: str, stmt: sa.Executable, rows: list[dict[str, object]]
+    ) -> bool:
+        """Queue ``stmt`` with ``rows`` behind the run's own insert, if that is still queued.
+
+        While a run's row is queued no other process can see the run, so its params and
+        tags can wait for the same transaction. Returns False once the run is stored.
+        """
+        with self._lock:
+            if run_id not in self._queued_runs:
+                return False
+            self._queue.append((stmt, rows))
+            return True
+
+    # -- writing ----------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction that first applies the rows queued for new runs.
+
+        If the transaction fails, the queue is kept for the next one.
+        """
+        with self._flush_lock:
+            with self._lock:
+                queue, self._queue = self._queue, []
+                queued_runs, self._queued_runs = self._queued_runs, set()
+            try:
+                with self._ws.db.write() as conn:
+                    for stmt, rows in queue:
+                        conn.execute(stmt, rows)
+                    yield conn
+            except BaseException:
+                with self._lock:
+                    self._queue[:0] = queue
+                    self._queued_runs |= queued_runs
+                raise
+
     def flush(self, then: Callable[[Connection], None] | None = None) -> None:
         """Write every buffered point now; run ``then(conn)`` in the same transaction.
 
@@ -153,10 +199,11 @@ class MetricWriter:
             with self._lock:
                 pending, self._pending = self._pending, {}
                 self._count = 0
-            if not pending and then is None:
+                idle = not pending and not self._queue
+            if idle and then is None:
                 return
             try:
-                with self._ws.db.write() as conn:
+                with self.write() as conn:
                     if pending:
                         self._write(conn, pending)
                     if then is not None:

@@ -10,8 +10,9 @@ from loopml.errors import AlreadyExists, InvalidInput
 from loopml.store import MetadataDB, Workspace
 
 
-def test_init_creates_the_layout_and_is_found_from_below(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_init_creates_the_layout_and_is_found_from_below(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with Workspace.init(tmp_path / "proj") as ws:
         assert (tmp_path / "proj" / "loopml.toml").is_file()
         assert (tmp_path / "proj" / ".loopml" / "loopml.db").is_file()

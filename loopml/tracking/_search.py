@@ -1,0 +1,336 @@
+"""Searching runs: filter trees compiled to SQL, and the results as one pandas DataFrame.
+
+:func:`search_runs` issues four queries in one read transaction: the matching runs (with
+their order and limit), then the latest metrics, the params and the tags of exactly those
+runs, each restricted by ``run_id IN (<the matching-runs query>)`` rather than by a list of
+ids. The long ``(run_id, key, value)`` rows become one column per key by a single
+vectorised scatter into a numpy grid (what ``DataFrame.pivot`` does, without its MultiIndex).
+
+:func:`compile_filter` and :func:`compile_order_by` turn the trees of
+:mod:`loopml.tracking._filter` into SQLAlchemy Core over :mod:`loopml.store.schema`; every
+value of a filter reaches the database as a bound parameter.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from loopml.errors import InvalidInput, NotFound
+from loopml.store import Workspace
+from loopml.store.schema import experiments as experiments_table
+from loopml.store.schema import latest_metrics, params, run_tags, runs
+from loopml.tracking._filter import (
+    DEFAULT_ORDER,
+    And,
+    Condition,
+    Entity,
+    Expr,
+    In,
+    IsNull,
+    Like,
+    Not,
+    Or,
+    OrderKey,
+    Value,
+    parse_filter,
+    parse_order_by,
+)
+from loopml.tracking._query import flush
+
+MAX_RESULTS = 1_000_000
+BASE_COLUMNS = ("run_id", "experiment", "name", "status", "start_time", "end_time", "parent_run_id")
+"""The columns every search result starts with, before ``metrics.*``, ``params.*``, ``tags.*``."""
+
+_ATTRIBUTE_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
+    "run_id": runs.c.id,
+    "name": runs.c.name,
+    "status": runs.c.status,
+    "start_time": runs.c.start_time,
+    "end_time": runs.c.end_time,
+    "parent_run_id": runs.c.parent_id,
+}
+_KEYED: dict[Entity, sa.Table] = {"metric": latest_metrics, "param": params, "tag": run_tags}
+_PREFIXES = {latest_metrics: "metrics.", params: "params.", run_tags: "tags."}
+_BASE_SELECT = (
+    runs.c.id,
+    experiments_table.c.name,
+    runs.c.name,
+    runs.c.status,
+    runs.c.start_time,
+    runs.c.end_time,
+    runs.c.parent_id,
+)
+_EXPERIMENT_NAME = (
+    sa.select(experiments_table.c.name)
+    .where(experiments_table.c.id == runs.c.experiment_id)
+    .correlate(runs)
+    .scalar_subquery()
+)
+
+
+# -- filters and orders as SQL ------------------------------------------------------------
+def compile_filter(expr: Expr | None, dialect: str) -> sa.ColumnElement[bool]:
+    """The SQL condition on ``runs`` that a filter tree stands for.
+
+    A metric, param or tag condition becomes ``runs.id IN (SELECT run_id FROM <table> WHERE
+    key = :key AND <test on value>)``, so a run lacking the key never satisfies it and
+    ``NOT`` of it does. ``IS NULL`` means the run lacks the key. A NaN metric (stored as
+    NULL) satisfies ``!=`` and ``NOT IN``, as in IEEE 754 and pandas, and nothing else.
+
+    Parameters
+    ----------
+    expr : a tree from :func:`~loopml.tracking._filter.parse_filter`; None matches all runs.
+    dialect : the database dialect name (``sqlite`` or ``postgresql``): LIKE is made
+        case-sensitive on SQLite too.
+    """
+    if expr is None:
+        return sa.true()
+    if isinstance(expr, And):
+        return sa.and_(*(compile_filter(operand, dialect) for operand in expr.operands))
+    if isinstance(expr, Or):
+        return sa.or_(*(compile_filter(operand, dialect) for operand in expr.operands))
+    if isinstance(expr, Not):
+        return sa.not_(compile_filter(expr.operand, dialect))
+    field = expr.field
+    if field.entity == "attribute":
+        if field.key == "experiment":
+            named = sa.select(experiments_table.c.id).where(
+                _test(expr, experiments_table.c.name, dialect)
+            )
+            return runs.c.experiment_id.in_(named)
+        return _test(expr, _ATTRIBUTE_COLUMNS[field.key], dialect)
+    table = _KEYED[field.entity]
+    having_key = sa.select(table.c.run_id).where(table.c.key == field.key)
+    if isinstance(expr, IsNull):
+        return runs.c.id.in_(having_key) if expr.negated else runs.c.id.not_in(having_key)
+    test = _test(expr, table.c.value, dialect, nan_is_null=field.entity == "metric")
+    return runs.c.id.in_(having_key.where(test))
+
+
+def _test(
+    cond: Condition, column: sa.ColumnElement[Any], dialect: str, *, nan_is_null: bool = False
+) -> sa.ColumnElement[bool]:
+    test: sa.ColumnElement[bool]
+    if isinstance(cond, IsNull):
+        return column.is_not(None) if cond.negated else column.is_(None)
+    if isinstance(cond, Like):
+        test = _like(column, cond.pattern, ignore_case=cond.ignore_case, dialect=dialect)
+        return sa.not_(test) if cond.negated else test
+    if isinstance(cond, In):
+        test = column.not_in(cond.values) if cond.negated else column.in_(cond.values)
+        unequal = cond.negated
+    else:
+        test = _compare(column, cond.op, cond.value)
+        unequal = cond.op == "!="
+    return sa.or_(column.is_(None), test) if nan_is_null and unequal else test
+
+
+def _compare(column: sa.ColumnElement[Any], op: str, value: Value) -> sa.ColumnElement[bool]:
+    match op:
+        case "=":
+            return column == value
+        case "!=":
+            return column != value
+        case "<":
+            return column < value
+        case "<=":
+            return column <= value
+        case ">":
+            return column > value
+        case ">=":
+            return column >= value
+    raise AssertionError(f"operator {op!r} is not in the grammar")
+
+
+def _like(
+    column: sa.ColumnElement[Any], pattern: str, *, ignore_case: bool, dialect: str
+) -> sa.ColumnElement[bool]:
+    if ignore_case:
+        return column.ilike(pattern, escape="\\")
+    if dialect == "sqlite":  # SQLite's LIKE ignores case; GLOB is its case-sensitive twin
+        return column.op("GLOB", return_type=sa.Boolean)(_like_to_glob(pattern))
+    return column.like(pattern, escape="\\")
+
+
+def _like_to_glob(pattern: str) -> str:
+    """A GLOB pattern matching what LIKE ``pattern`` (escape ``\\``) matches, case-sensitively."""
+    out = []
+    chars = iter(pattern)
+    for ch in chars:
+        if ch == "%":
+            out.append("*")
+        elif ch == "_":
+            out.append("?")
+        else:
+            literal = next(chars, "") if ch == "\\" else ch
+            out.append(f"[{literal}]" if literal in ("*", "?", "[") else literal)
+    return "".join(out)
+
+
+def compile_order_by(
+    keys: Sequence[OrderKey], source: sa.FromClause
+) -> tuple[sa.FromClause, list[sa.ColumnElement[Any]]]:
+    """The FROM clause and ORDER BY terms for ``keys`` (:data:`DEFAULT_ORDER` if empty).
+
+    A metric, param or tag key outer-joins its table to ``source`` (which holds ``runs``);
+    runs lacking the key, like NULL values, come last in either direction. The run id breaks
+    every tie, so the order is total.
+    """
+    terms: list[sa.ColumnElement[Any]] = []
+    for i, key in enumerate(keys or DEFAULT_ORDER):
+        field = key.field
+        column: sa.ColumnElement[Any]
+        if field.entity != "attribute":
+            table = _KEYED[field.entity].alias(f"order_{i}")
+            joined = sa.and_(table.c.run_id == runs.c.id, table.c.key == field.key)
+            source = source.outerjoin(table, joined)
+            column = table.c.value
+        elif field.key == "experiment":
+            column = _EXPERIMENT_NAME
+        else:
+            column = _ATTRIBUTE_COLUMNS[field.key]
+        terms.append((column.desc() if key.descending else column.asc()).nulls_last())
+    terms.append(runs.c.id.asc())
+    return source, terms
+
+
+# -- the search ---------------------------------------------------------------------------
+def search_runs(
+    ws: Workspace,
+    experiments: str | Sequence[str] | None = None,
+    filter: str | None = None,
+    order_by: Sequence[str] | None = None,
+    max_results: int = 1000,
+) -> pd.DataFrame:
+    """Find runs by a filter over their metrics, params, tags and attributes.
+
+    Parameters
+    ----------
+    ws : the workspace to search.
+    experiments : an experiment name, a list of names, or None for every experiment.
+    filter : e.g. ``"metrics.auc > 0.8 AND params.model IN ('xgb', 'rf')"``; the grammar is
+        in :mod:`loopml.tracking._filter`. None or blank matches every run.
+    order_by : items ``"<field> [ASC|DESC]"``, e.g. ``["metrics.auc DESC"]``; runs lacking
+        a metric, param or tag come last. Default: newest first. Ties go by run id.
+    max_results : how many runs at most, from 1 to 1,000,000.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run: ``run_id``, ``experiment``, ``name``, ``status``, ``start_time``,
+        ``end_time`` (``datetime64[ms, UTC]``, NaT while running), ``parent_run_id``, then
+        ``metrics.<key>`` (float, latest value, NaN if missing), ``params.<key>`` and
+        ``tags.<key>`` (strings, missing as NaN), each group sorted by key.
+
+    Raises
+    ------
+    InvalidInput
+        For a malformed filter or order_by item (the message gives the position), or
+        ``max_results`` out of range.
+    NotFound
+        If an experiment named in ``experiments`` does not exist.
+
+    Examples
+    --------
+    >>> best = search_runs(ws, "churn", "metrics.auc > 0.8", ["metrics.auc DESC"], max_results=5)
+    >>> best[["run_id", "metrics.auc", "params.model"]]  # doctest: +SKIP
+    """
+    if isinstance(max_results, bool) or not isinstance(max_results, numbers.Integral):
+        raise InvalidInput(f"max_results must be an int, not {type(max_results).__name__}")
+    if not 1 <= max_results <= MAX_RESULTS:
+        raise InvalidInput(f"max_results must be from 1 to {MAX_RESULTS:,}, got {max_results}")
+    expr = parse_filter(filter)
+    keys = parse_order_by(order_by)
+    flush(ws)  # see this process's own queued runs and points
+    where = compile_filter(expr, ws.db.dialect)
+    source, order = compile_order_by(keys, runs)
+    with ws.db.read() as conn:
+        if ws.db.dialect == "postgresql":  # one snapshot for all four queries, as on SQLite
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        if experiments is not None:
+            where = sa.and_(where, runs.c.experiment_id.in_(_experiment_ids(conn, experiments)))
+        with_experiment = source.join(
+            experiments_table, experiments_table.c.id == runs.c.experiment_id
+        )
+        page = sa.select(*_BASE_SELECT).select_from(with_experiment).where(where)
+        rows = conn.execute(page.order_by(*order).limit(max_results)).all()
+        if not rows:
+            return _empty_frame()
+        matched = sa.select(runs.c.id).where(where)
+        if len(rows) == max_results:  # the limit may have cut: restrict to the same page
+            matched = sa.select(runs.c.id).select_from(source).where(where)
+            matched = matched.order_by(*order).limit(max_results)
+        base = _base_frame(rows)
+        run_ids = pd.Index(base["run_id"], dtype=object)  # object: faster lookups than str
+        wide = [
+            _pivot(conn, table, matched, run_ids) for table in (latest_metrics, params, run_tags)
+        ]
+    return pd.concat([base, *(part for part in wide if part is not None)], axis=1)
+
+
+def _experiment_ids(conn: Connection, experiments: str | Sequence[str]) -> list[int]:
+    names = [experiments] if isinstance(experiments, str) else list(experiments)
+    for name in names:
+        if not isinstance(name, str):
+            raise InvalidInput(f"experiments must be names, got {name!r}")
+    query = sa.select(experiments_table.c.name, experiments_table.c.id).where(
+        experiments_table.c.name.in_(names)
+    )
+    found = {name: id_ for name, id_ in conn.execute(query)}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise NotFound(f"no experiment named {', '.join(map(repr, missing))}")
+    return list(found.values())
+
+
+def _pivot(
+    conn: Connection, table: sa.Table, matched: sa.Select[Any], run_ids: pd.Index
+) -> pd.DataFrame | None:
+    """The ``(run_id, key, value)`` rows of ``table`` for the matched runs, a column per key.
+
+    The rows are scattered into a (run, key) array by one vectorised assignment: the same
+    result as ``DataFrame.pivot``, several times faster at this size (no MultiIndex). The
+    frame's rows are those of ``run_ids``, in order, under a default index.
+    """
+    query = sa.select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(matched))
+    rows = conn.execute(query).all()
+    if not rows:
+        return None
+    # one list comprehension per column: ten times faster than zip(*rows)
+    keys = np.array([row[1] for row in rows], dtype=object)
+    codes, names = pd.factorize(keys, sort=True)
+    positions = run_ids.get_indexer([row[0] for row in rows])
+    known = positions >= 0  # always all of them: the four queries share one snapshot
+    dtype = float if table is latest_metrics else object  # float: a NaN's None becomes nan
+    cells = np.array([row[2] for row in rows], dtype=dtype)
+    grid = np.full((len(run_ids), len(names)), np.nan, dtype=dtype)
+    grid[positions[known], codes[known]] = cells[known]
+    return pd.DataFrame(grid, columns=[_PREFIXES[table] + key for key in names])
+
+
+def _milliseconds_to_datetimes(values: Sequence[int | None]) -> pd.Series:
+    # numpy reads ints as milliseconds since the epoch and None as NaT, exactly
+    return pd.Series(np.array(values, dtype="datetime64[ms]")).dt.tz_localize("UTC")
+
+
+def _base_frame(rows: Sequence[sa.Row[Any]]) -> pd.DataFrame:
+    """The base columns of ``rows``."""
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(BASE_COLUMNS)}
+    frame = pd.DataFrame(columns)
+    for name in ("start_time", "end_time"):
+        frame[name] = _milliseconds_to_datetimes(columns[name])
+    return frame
+
+
+def _empty_frame() -> pd.DataFrame:
+    frame = pd.DataFrame({name: pd.Series(dtype="str") for name in BASE_COLUMNS})
+    for name in ("start_time", "end_time"):
+        frame[name] = _milliseconds_to_datetimes([])
+    return frame
