@@ -25,7 +25,9 @@ with loopml.start_run(experiment="wine", name="forest") as run:
     run.log_params(params)
     model = RandomForestClassifier(**params).fit(X_train, y_train)
     for i, tree in enumerate(model.estimators_[:50]):  # a curve: accuracy of single trees
-        loopml.log_metric("tree_accuracy", accuracy_score(y_test, tree.predict(X_test.values)), step=i)
+        loopml.log_metric(
+            "tree_accuracy", accuracy_score(y_test, tree.predict(X_test.values)), step=i
+        )
     run.log_metric("accuracy", accuracy_score(y_test, model.predict(X_test)))
     mv = loopml.register_model(model, "wine", input_example=X_train.head())
 
@@ -38,7 +40,9 @@ try:
 except loopml.InvalidInput as exc:
     print("a request without 'alcohol' is refused:", exc)
 
-best = loopml.search_runs("wine", filter="metrics.accuracy > 0.9", order_by=["metrics.accuracy DESC"])
+best = loopml.search_runs(
+    "wine", filter="metrics.accuracy > 0.9", order_by=["metrics.accuracy DESC"]
+)
 print(best[["run_id", "name", "metrics.accuracy", "params.n_estimators"]])
 print(loopml.get_metric_history(run.id, "tree_accuracy").head())
 for edge in loopml.lineage("models:/wine@production"):

@@ -52,6 +52,7 @@ run_tags = sa.Table(
     sa.Column("run_id", sa.ForeignKey("runs.id"), primary_key=True),
     sa.Column("key", KEY, primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 params = sa.Table(
@@ -60,6 +61,7 @@ params = sa.Table(
     sa.Column("run_id", sa.ForeignKey("runs.id"), primary_key=True),
     sa.Column("key", KEY, primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 metrics = sa.Table(
@@ -84,6 +86,7 @@ latest_metrics = sa.Table(
     sa.Column("step", sa.BigInteger, nullable=False),
     sa.Column("timestamp", sa.BigInteger, nullable=False),
     sa.Index(None, "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 artifacts = sa.Table(

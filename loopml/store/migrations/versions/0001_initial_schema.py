@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 02:58:28.095571
+Create Date: 2026-11-22 03:24:23.700540
 """
 
 import sqlalchemy as sa
@@ -87,7 +87,8 @@ def upgrade() -> None:
     sa.Column('step', sa.BigInteger(), nullable=False),
     sa.Column('timestamp', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_latest_metrics_run_id_runs')),
-    sa.PrimaryKeyConstraint('run_id', 'key', name=op.f('pk_latest_metrics'))
+    sa.PrimaryKeyConstraint('run_id', 'key', name=op.f('pk_latest_metrics')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('latest_metrics', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_latest_metrics_key_value'), ['key', 'value'], unique=False)
@@ -128,14 +129,16 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=250), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_params_run_id_runs')),
-    sa.PrimaryKeyConstraint('run_id', 'key', name=op.f('pk_params'))
+    sa.PrimaryKeyConstraint('run_id', 'key', name=op.f('pk_params')),
+    sqlite_with_rowid=False
     )
     op.create_table('run_tags',
     sa.Column('run_id', sa.String(length=32), nullable=False),
     sa.Column('key', sa.String(length=250), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_run_tags_run_id_runs')),
-    sa.PrimaryKeyConstraint('run_id', 'key', name=op.f('pk_run_tags'))
+    sa.PrimaryKeyConstraint('run_id', 'key', name=op.f('pk_run_tags')),
+    sqlite_with_rowid=False
     )
     op.create_table('model_aliases',
     sa.Column('model', sa.String(length=256), nullable=False),
