@@ -21,6 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.sql.dml import UpdateBase
 
 from loopml.errors import InvalidInput, MissingDependency, StoreError
 
@@ -87,7 +88,13 @@ class MetadataDB:
         self.url = url
         self.engine = _make_engine(url, busy_timeout)
         self.dialect = self.engine.dialect.name
-        self._upserts: dict[tuple[Any, ...], sa.Executable] = {}
+        self._upserts: dict[tuple[Any, ...], UpdateBase] = {}
+        self._compiled: dict[tuple[Any, ...], str] = {}
+        # the same dialect with named parameters, so the driver takes rows as dicts
+        dialect_class: Any = type(self.engine.dialect)
+        self._named_dialect = dialect_class(
+            paramstyle="named" if self.dialect == "sqlite" else "pyformat"
+        )
         if migrate:
             self.ensure_schema()
 
@@ -145,6 +152,32 @@ class MetadataDB:
         self.engine.dispose()
 
     # -- helpers shared by the services -------------------------------------------------
+    def execute_many(
+        self, conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Run an INSERT/UPDATE for each row straight through the driver's ``executemany``.
+
+        The statement is compiled once per set of row keys; bind values go to the driver
+        as they are, so rows must hold plain ints, floats, strings, bytes or None. This is
+        the hot path of run creation and metric flushes, where SQLAlchemy's per-execution
+        bookkeeping would cost more than the database work.
+        """
+        if not rows:
+            return
+        keys = tuple(rows[0])
+        cache_key = (stmt, keys)
+        sql = self._compiled.get(cache_key)
+        if sql is None:
+            compiled = stmt.compile(dialect=self._named_dialect, column_keys=list(keys))
+            sql = self._compiled[cache_key] = compiled.string
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, rows)
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            raise StoreError(f"metadata DB write failed ({self!r}): {exc}") from exc
+        finally:
+            cursor.close()
+
     @staticmethod
     def fetch_tuples(conn: Connection, query: sa.Executable) -> list[tuple[Any, ...]]:
         """Run ``query`` and return the driver's own tuples, skipping SQLAlchemy's Row
@@ -178,7 +211,7 @@ class MetadataDB:
 
     def upsert_statement(
         self, table: sa.Table, *, keys: Iterable[str], update: Iterable[str] = (), where: Any = None
-    ) -> sa.Executable:
+    ) -> UpdateBase:
         """The (cached) statement :meth:`upsert` executes, to run with a list of rows."""
         keys, update = tuple(keys), tuple(update)
         cache_key = (table.name, keys, update, where)

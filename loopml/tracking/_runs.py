@@ -329,7 +329,7 @@ class Run:
                 "end_time": now_ms(),
                 "error": error and error[-_MAX_ERROR:],
             }
-            conn.execute(_END_RUN, {"run_id": self.id, **values})
+            self.ws.db.execute_many(conn, _END_RUN, [{"run_id": self.id, **values}])
 
         self._writer.flush(then=close)
         self._writer.open_runs.pop(self.id, None)

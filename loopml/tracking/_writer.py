@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import UpdateBase
 
 from loopml.errors import StoreError
 from loopml.store import now_ms
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SeriesKey = tuple[str, str]  # (run_id, metric key)
 _INSERT_RUN = runs.insert()
+_INSERT_CHUNK = metrics.insert()
 
 
 class _Series:
@@ -89,7 +91,7 @@ class MetricWriter:
         self._count = 0
         self._wake = threading.Event()
         self._stop = False
-        self._queue: list[tuple[sa.Executable, list[dict[str, object]]]] = []  # new runs' rows
+        self._queue: list[tuple[UpdateBase, list[dict[str, object]]]] = []  # new runs' rows
         self._queued_runs: set[str] = set()  # runs whose row is still in the queue
         self.open_runs: dict[str, None] = {}  # runs started here and not ended yet
         self._thread = threading.Thread(target=self._loop, name="loopml-metric-writer", daemon=True)
@@ -155,7 +157,7 @@ class MetricWriter:
         self.open_runs[str(row["id"])] = None
 
     def queue_for_new_run(
-        self, run_id: str, stmt: sa.Executable, rows: list[dict[str, object]]
+        self, run_id: str, stmt: UpdateBase, rows: list[dict[str, object]]
     ) -> bool:
         """Queue ``stmt`` with ``rows`` behind the run's own insert, if that is still queued.
 
@@ -182,7 +184,7 @@ class MetricWriter:
             try:
                 with self._ws.db.write() as conn:
                     for stmt, rows in queue:
-                        conn.execute(stmt, rows)
+                        self._ws.db.execute_many(conn, stmt, rows)
                     yield conn
             except BaseException:
                 with self._lock:
@@ -213,18 +215,17 @@ class MetricWriter:
                 raise
 
     def _write(self, conn: Connection, pending: dict[SeriesKey, _Series]) -> None:
-        conn.execute(
-            metrics.insert(),
-            [{"run_id": r, "key": k, **pack(s)} for (r, k), s in pending.items()],
-        )
-        self._ws.db.upsert(
-            conn,
+        db = self._ws.db
+        chunks = [{"run_id": r, "key": k, **pack(s)} for (r, k), s in pending.items()]
+        db.execute_many(conn, _INSERT_CHUNK, chunks)
+        latest = [_latest(r, k, s) for (r, k), s in pending.items()]
+        upsert = db.upsert_statement(
             latest_metrics,
-            [_latest(r, k, s) for (r, k), s in pending.items()],
             keys=["run_id", "key"],
             update=["value", "step", "timestamp"],
             where=_newer,
         )
+        db.execute_many(conn, upsert, latest)
 
     def _requeue(self, pending: dict[SeriesKey, _Series]) -> None:
         with self._lock:
