@@ -74,6 +74,13 @@ class ExperimentCache:
         self._ws = ws
         self._known: dict[str, Experiment] = {}
 
+    def get(self, name: str) -> Experiment:
+        """Like :func:`get_experiment`, without a query after the first time."""
+        found = self._known.get(name)
+        if found is None:
+            found = self._known[name] = get_experiment(self._ws, name)
+        return found
+
     def get_or_create(self, name: str) -> Experiment:
         """Like :func:`get_or_create_experiment`, without a query after the first time."""
         found = self._known.get(name)

@@ -26,6 +26,7 @@ from loopml.errors import InvalidInput, NotFound
 from loopml.store import MetadataDB, Workspace
 from loopml.store.schema import experiments as experiments_table
 from loopml.store.schema import latest_metrics, params, run_tags, runs
+from loopml.tracking._experiments import ExperimentCache
 from loopml.tracking._filter import (
     DEFAULT_ORDER,
     And,
@@ -255,7 +256,7 @@ def search_runs(
         if ws.db.dialect == "postgresql":  # one snapshot for all four queries, as on SQLite
             conn.execution_options(isolation_level="REPEATABLE READ")
         if experiments is not None:
-            where = sa.and_(where, runs.c.experiment_id.in_(_experiment_ids(conn, experiments)))
+            where = sa.and_(where, runs.c.experiment_id.in_(_experiment_ids(ws, experiments)))
         with_experiment = source.join(
             experiments_table, experiments_table.c.id == runs.c.experiment_id
         )
@@ -275,19 +276,22 @@ def search_runs(
     return pd.concat([base, *(part for part in wide if part is not None)], axis=1)
 
 
-def _experiment_ids(conn: Connection, experiments: str | Sequence[str]) -> list[int]:
+def _experiment_ids(ws: Workspace, experiments: str | Sequence[str]) -> list[int]:
     names = [experiments] if isinstance(experiments, str) else list(experiments)
     for name in names:
         if not isinstance(name, str):
             raise InvalidInput(f"experiments must be names, got {name!r}")
-    query = sa.select(experiments_table.c.name, experiments_table.c.id).where(
-        experiments_table.c.name.in_(names)
-    )
-    found = {name: id_ for name, id_ in conn.execute(query)}
-    missing = [name for name in names if name not in found]
+    known = ws.component(ExperimentCache)
+    missing = []
+    ids = []
+    for name in names:
+        try:
+            ids.append(known.get(name).id)
+        except NotFound:
+            missing.append(name)
     if missing:
         raise NotFound(f"no experiment named {', '.join(map(repr, missing))}")
-    return list(found.values())
+    return ids
 
 
 def _pivot(

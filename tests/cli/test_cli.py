@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from loopml.store import Workspace
@@ -93,3 +94,27 @@ def test_errors_are_one_line_without_traceback(
 def test_outside_a_workspace_says_how_to_make_one(tmp_path: Path) -> None:
     out = loopml("runs", "list", cwd=tmp_path)
     assert out.returncode == 1 and "loopml init" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_models_commands(project: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from loopml import registry
+
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    model = LogisticRegression().fit(X, [0, 0, 1, 1])
+    with Workspace.open(project) as ws:
+        for _ in range(2):
+            registry.register_model(ws, model, "churn", input_example=X)
+    assert "churn" in loopml("models", "list", cwd=project).stdout
+    moved = loopml("models", "alias", "set", "churn", "production", "2", cwd=project)
+    assert moved.returncode == 0 and "version 2" in moved.stdout
+    shown = loopml("models", "show", "churn@production", cwd=project)
+    assert shown.returncode == 0 and "float64" in shown.stdout and "models:/churn/2" in shown.stdout
+    versions = loopml("models", "show", "churn", cwd=project)
+    assert versions.returncode == 0 and "production" in versions.stdout
+    assert loopml("models", "alias", "delete", "churn", "production", cwd=project).returncode == 0
+    gone = loopml("models", "show", "churn@production", cwd=project)
+    assert gone.returncode == 1 and "production" in gone.stderr and "Traceback" not in gone.stderr
+    missing = loopml("models", "alias", "set", "churn", "production", "9", cwd=project)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
