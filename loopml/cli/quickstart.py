@@ -11,12 +11,6 @@ import time
 from pathlib import Path
 
 import typer
-from sklearn.datasets import load_breast_cancer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from loopml import api
 from loopml.cli._common import console
@@ -32,7 +26,15 @@ def quickstart(
     directory: Path = typer.Option(Path("loopml-demo"), "--dir", help="Workspace folder."),
     seed: int = typer.Option(0, help="Random seed of the data split."),
 ) -> None:
-    """Train, track, register and load a model in a demo workspace (about 10 seconds)."""
+    """Train, track, register and load a model in a demo workspace (a few seconds)."""
+    # scikit-learn is imported here, not at the top, so that every other command starts fast
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     started = time.perf_counter()
     fresh = not (directory / CONFIG_FILE).is_file()
     ws = Workspace.init(directory) if fresh else Workspace.open(directory)

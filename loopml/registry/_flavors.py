@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Protocol
 
 import joblib
-from sklearn.base import BaseEstimator
 
 from loopml.errors import InvalidInput, NotFound
 
@@ -47,11 +46,8 @@ class SklearnFlavor:
     filename = "model.joblib"
 
     def can_save(self, model: object) -> bool:
-        """True for objects with ``predict`` that are estimators or have ``fit``."""
-        predicts = callable(getattr(model, "predict", None))
-        return predicts and (
-            isinstance(model, BaseEstimator) or callable(getattr(model, "fit", None))
-        )
+        """True for objects with the estimator API: ``fit`` and ``predict``."""
+        return callable(getattr(model, "fit", None)) and callable(getattr(model, "predict", None))
 
     def save(self, model: object, path: Path) -> None:
         """Write ``model.joblib`` into ``path``."""

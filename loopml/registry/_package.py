@@ -21,7 +21,6 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-import sklearn
 
 from loopml._version import __version__
 from loopml.errors import InvalidInput, StoreError
@@ -34,11 +33,11 @@ FORMAT_VERSION = 1
 
 
 def library_versions(model: object) -> dict[str, str]:
-    """Versions of Python, loopml, the core libraries and the model's own library."""
+    """Versions of Python, loopml, the core libraries and the model's own library
+    (e.g. ``sklearn`` for a scikit-learn estimator)."""
     versions = {
         "python": platform.python_version(),
         "loopml": __version__,
-        "sklearn": sklearn.__version__,
         "numpy": np.__version__,
         "pandas": pd.__version__,
         "joblib": joblib.__version__,
