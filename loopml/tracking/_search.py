@@ -1,10 +1,10 @@
 """Searching runs: filter trees compiled to SQL, and the results as one pandas DataFrame.
 
-:func:`search_runs` issues four queries in one read transaction: the matching runs (with
-their order and limit), then the latest metrics, the params and the tags of exactly those
-runs, each restricted by ``run_id IN (<the matching-runs query>)`` rather than by a list of
-ids. The long ``(run_id, key, value)`` rows become one column per key by a single
-vectorised scatter into a numpy grid (what ``DataFrame.pivot`` does, without its MultiIndex).
+:func:`search_runs` issues two queries in one read transaction: the page of matching runs
+(with their order and limit), then the latest metrics, params and tags of that same page in
+one UNION, each row keyed by the run's position in the page. The long
+``(position, key, value)`` rows become one column per key by a single vectorised scatter
+into a numpy grid (what ``DataFrame.pivot`` does, without its MultiIndex).
 
 :func:`compile_filter` and :func:`compile_order_by` turn the trees of
 :mod:`loopml.tracking._filter` into SQLAlchemy Core over :mod:`loopml.store.schema`; every
@@ -252,7 +252,7 @@ def search_runs(
     where = compile_filter(expr, ws.db.dialect)
     source, order = compile_order_by(keys, runs)
     with ws.db.read() as conn:
-        if ws.db.dialect == "postgresql":  # one snapshot for all four queries, as on SQLite
+        if ws.db.dialect == "postgresql":  # one snapshot for both queries, as on SQLite
             conn.execution_options(isolation_level="REPEATABLE READ")
         if experiments is not None:
             where = sa.and_(where, runs.c.experiment_id.in_(_experiment_ids(ws, experiments)))
