@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from loopml.errors import CorruptBlob, InvalidInput, NotFound, StoreError
 
@@ -47,6 +48,7 @@ class BlobStore:
         except (ValueError, ImportError) as exc:
             raise InvalidInput(f"artifact_uri {uri!r} is not usable: {exc}") from exc
         self.root = root.rstrip("/")
+        self._verified: set[str] = set()
         self.fs.makedirs(self.root, exist_ok=True)
 
     def __repr__(self) -> str:
@@ -132,6 +134,19 @@ class BlobStore:
         finally:
             tmp.unlink(missing_ok=True)
         return dest
+
+    def local_path(self, digest: str, cache: str | os.PathLike[str]) -> Path:
+        """A local file with the blob's verified bytes, for readers that need a path
+        (Parquet, DuckDB): the blob itself when the store is a local folder (checked once
+        per process), else a copy kept under folder ``cache``."""
+        if isinstance(self.fs, LocalFileSystem):
+            if digest not in self._verified:
+                for _ in self._chunks(digest):
+                    pass
+                self._verified.add(digest)
+            return Path(self.path(digest))
+        copy = Path(cache) / digest
+        return copy if copy.is_file() else self.get_file(digest, copy)
 
     def copy_tree_into(self, files: dict[str, str], dest: str | os.PathLike[str]) -> Path:
         """Materialise ``{relative path: digest}`` under folder ``dest``."""

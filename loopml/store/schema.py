@@ -155,3 +155,57 @@ lineage = sa.Table(
     sa.UniqueConstraint("src_kind", "src_id", "dst_kind", "dst_id", "role"),
     sa.Index(None, "dst_kind", "dst_id"),
 )
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+dataset_versions = sa.Table(
+    "dataset_versions",
+    metadata,
+    sa.Column("name", sa.ForeignKey("datasets.name"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),  # the Parquet blob
+    sa.Column("num_rows", sa.BigInteger, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("schema", sa.JSON, nullable=False),
+    sa.Column("profile", sa.JSON, nullable=False),
+    sa.Column("source", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("name", "content_hash"),
+)
+
+dataset_aliases = sa.Table(
+    "dataset_aliases",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("alias", NAME, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["name", "version"], ["dataset_versions.name", "dataset_versions.version"]
+    ),
+)
+
+validation_reports = sa.Table(
+    "validation_reports",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("dataset", NAME, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("suite", NAME, nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("failed_checks", sa.Integer, nullable=False),
+    sa.Column("report_digest", sa.String(64), nullable=False),  # JSON blob
+    sa.Column("html_digest", sa.String(64), nullable=False),  # self-contained HTML blob
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["dataset", "version"], ["dataset_versions.name", "dataset_versions.version"]
+    ),
+    sa.Index(None, "dataset", "version"),
+)

@@ -64,3 +64,13 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(Exception, match="disk full"):
         store.put_bytes(b"data")
     assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []
+
+
+def test_local_path_is_verified(tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path / "blobs"))
+    digest = store.put_bytes(b"parquet bytes")
+    assert store.local_path(digest, tmp_path / "cache").read_bytes() == b"parquet bytes"
+    other = store.put_bytes(b"other")
+    Path(store.path(other)).write_bytes(b"tampered")
+    with pytest.raises(CorruptBlob):
+        store.local_path(other, tmp_path / "cache")

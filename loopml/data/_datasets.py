@@ -1,0 +1,493 @@
+"""Versioned datasets: ingest a source into an immutable, content-addressed version.
+
+A version is a Parquet (zstd) blob plus a row in ``dataset_versions`` holding its schema
+(Arrow type and semantic kind per column), row count, profile, source description and a
+hash of the canonical Arrow data — ingesting identical data again returns the existing
+version. Lineage edges record the files or query it came from and the versions it was
+derived from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from loopml.data._profile import profile_table
+from loopml.data._refs import check_dataset_name, parse_dataset_ref
+from loopml.data._sources import CsvOptions, Format, Loaded, read_source
+from loopml.data._sources import normalize_names as _normalize
+from loopml.errors import Conflict, InvalidInput, NotFound
+from loopml.store import Node, Workspace, add_edge, default_workspace, now_ms
+from loopml.store.schema import dataset_aliases, dataset_versions, datasets
+
+_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column of a dataset version: its Arrow type and semantic kind."""
+
+    name: str
+    arrow_type: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One immutable version of a dataset, e.g. ``churn@3``."""
+
+    ws: Workspace = field(repr=False, compare=False)
+    name: str
+    version: int
+    num_rows: int
+    columns: tuple[ColumnInfo, ...]
+    profile: dict[str, Any] = field(repr=False)
+    source: dict[str, Any] = field(repr=False)
+    content_hash: str = field(repr=False)
+    digest: str = field(repr=False)
+    size_bytes: int = field(repr=False)
+    created_at: datetime = field(repr=False)
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    @property
+    def lineage_node(self) -> Node:
+        """This version as a lineage node (what ``run.log_input`` records)."""
+        return Node("dataset_version", self.ref)
+
+    @property
+    def column_names(self) -> list[str]:
+        """The column names, in order."""
+        return [c.name for c in self.columns]
+
+    def __str__(self) -> str:
+        return self.ref
+
+    def path(self) -> Path:
+        """A local Parquet file with this version's verified data."""
+        cache = self.ws.settings.state_dir / "cache" / "blobs"
+        return self.ws.blobs.local_path(self.digest, cache)
+
+    def to_arrow(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """The data as an Arrow table (optionally only ``columns``)."""
+        self._check_columns(columns)
+        return pq.read_table(self.path(), columns=list(columns) if columns else None)
+
+    def to_pandas(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The data as a pandas DataFrame (optionally only ``columns``)."""
+        return self.to_arrow(columns).to_pandas()
+
+    def iter_batches(
+        self, batch_size: int = 65_536, columns: Sequence[str] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream the data in record batches, for data that does not fit in memory."""
+        self._check_columns(columns)
+        if batch_size < 1:
+            raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
+        parquet = pq.ParquetFile(self.path())
+        yield from parquet.iter_batches(
+            batch_size=batch_size, columns=list(columns) if columns else None
+        )
+
+    def _check_columns(self, columns: Sequence[str] | None) -> None:
+        missing = [c for c in columns or () if c not in self.column_names]
+        if missing:
+            raise InvalidInput(
+                f"{self.ref} has no column(s) {', '.join(map(repr, missing))}; "
+                f"its columns: {', '.join(self.column_names)}"
+            )
+
+
+def _canonical_type(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_dictionary(t):
+        return _canonical_type(t.value_type)
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    return t
+
+
+def canonical(table: pa.Table) -> pa.Table:
+    """``table`` with one spelling per logical type (string, not large_string or a
+    dictionary of strings) and no schema metadata, so equal data hashes equally whether it
+    came from CSV, Parquet or pandas."""
+    schema = pa.schema([pa.field(f.name, _canonical_type(f.type)) for f in table.schema])
+    if schema.equals(table.schema.remove_metadata()):
+        return table.replace_schema_metadata(None)
+    return table.cast(schema)
+
+
+def content_hash(table: pa.Table) -> str:
+    """sha256 of the canonical Arrow data (see :func:`canonical`), whatever its chunking."""
+    canonical_table = canonical(table).combine_chunks()
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, canonical_table.schema) as writer:
+        writer.write_table(canonical_table)
+    return hashlib.sha256(sink.getvalue()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """The reading options ``ingest`` and ``append`` share."""
+
+    format: Format | None
+    delimiter: str | None
+    encoding: str
+    header: bool
+    on_bad_lines: str
+    normalize_columns: bool
+
+    def read(self, source: Any) -> Loaded:
+        """Read ``source``, normalising column names if asked."""
+        if self.on_bad_lines not in ("error", "skip"):
+            raise InvalidInput(f"on_bad_lines must be 'error' or 'skip', got {self.on_bad_lines!r}")
+        csv = CsvOptions(
+            self.delimiter,
+            self.encoding,
+            self.header,
+            "skip" if self.on_bad_lines == "skip" else "error",
+        )
+        loaded = read_source(source, format=self.format, csv=csv)
+        if loaded.table.num_columns == 0:
+            raise InvalidInput("the source has no columns")
+        if self.normalize_columns:
+            names = _normalize(loaded.table.column_names)
+            loaded.table = loaded.table.rename_columns(names)
+        return loaded
+
+
+def _row_to_version(ws: Workspace, row: Any) -> DatasetVersion:
+    return DatasetVersion(
+        ws=ws,
+        name=row.name,
+        version=row.version,
+        num_rows=row.num_rows,
+        columns=tuple(ColumnInfo(**c) for c in row.schema),
+        profile=row.profile,
+        source=row.source,
+        content_hash=row.content_hash,
+        digest=row.digest,
+        size_bytes=row.size_bytes,
+        created_at=datetime.fromtimestamp(row.created_at / 1000, tz=UTC),
+    )
+
+
+def ingest(
+    source: Any,
+    name: str,
+    *,
+    format: Format | None = None,
+    delimiter: str | None = None,
+    encoding: str = "utf-8",
+    header: bool = True,
+    on_bad_lines: str = "error",
+    normalize_columns: bool = True,
+    derived_from: Sequence[DatasetVersion | str] = (),
+    description: str = "",
+    workspace: Workspace | None = None,
+) -> DatasetVersion:
+    """Ingest ``source`` as the next version of dataset ``name``.
+
+    Parameters
+    ----------
+    source : a file path or glob (CSV, Parquet, JSON Lines), ``loopml.data.SQL(query, url)``,
+        or a pandas / Arrow / Polars frame.
+    name : the dataset's name; versions count up from 1 per name.
+    format, delimiter, encoding, header : how to read files (format from the suffix).
+    on_bad_lines : ``"error"`` (default) or ``"skip"`` malformed CSV lines; skipped lines
+        are recorded in the version's ``source``.
+    normalize_columns : snake_case the column names (a collision is an error).
+    derived_from : versions this data was made from (recorded as lineage).
+
+    Returns
+    -------
+    DatasetVersion
+        The new version, or the existing one if identical data was ingested before.
+
+    Examples
+    --------
+    >>> churn = ingest("data/customers.csv", name="churn")      # doctest: +SKIP
+    >>> churn.ref, churn.num_rows                                # doctest: +SKIP
+    ('churn@1', 7043)
+    """
+    ws = workspace or default_workspace()
+    check_dataset_name(name)
+    parents = [resolve(p, workspace=ws) if isinstance(p, str) else p for p in derived_from]
+    options = ReadOptions(format, delimiter, encoding, header, on_bad_lines, normalize_columns)
+    loaded = options.read(source)
+    origins = [Node("source", o) for o in loaded.origins]
+    return _store(ws, name, loaded.table, loaded.description, origins, parents, description)
+
+
+def _store(
+    ws: Workspace,
+    name: str,
+    table: pa.Table,
+    source: dict[str, Any],
+    origins: Sequence[Node],
+    parents: Sequence[DatasetVersion],
+    description: str = "",
+) -> DatasetVersion:
+    """Write ``table`` as the next version of ``name`` (or return the identical one)."""
+    table = canonical(table)
+    digest_of_data = content_hash(table)
+    existing = _by_hash(ws, name, digest_of_data)
+    if existing is not None:
+        return existing
+    profile = profile_table(table)
+    columns = [
+        {
+            "name": c,
+            "arrow_type": str(table.schema.field(c).type),
+            "kind": profile["columns"][c]["kind"],
+        }
+        for c in table.column_names
+    ]
+    blob, size = _write_parquet(ws, table)
+    for _ in range(_ATTEMPTS):
+        try:
+            with ws.db.write() as conn:
+                found = conn.execute(sa.select(datasets.c.name).where(datasets.c.name == name))
+                if found.first() is None:
+                    conn.execute(
+                        datasets.insert().values(
+                            name=name, description=description, created_at=now_ms()
+                        )
+                    )
+                latest = conn.execute(
+                    sa.select(sa.func.max(dataset_versions.c.version)).where(
+                        dataset_versions.c.name == name
+                    )
+                ).scalar()
+                version = (latest or 0) + 1
+                conn.execute(
+                    dataset_versions.insert().values(
+                        name=name,
+                        version=version,
+                        content_hash=digest_of_data,
+                        digest=blob,
+                        num_rows=table.num_rows,
+                        size_bytes=size,
+                        schema=columns,
+                        profile=profile,
+                        source=source,
+                        created_at=now_ms(),
+                    )
+                )
+                node = Node("dataset_version", f"{name}@{version}")
+                for origin in origins:
+                    add_edge(ws.db, conn, origin, node, "ingested_from")
+                for parent in parents:
+                    add_edge(ws.db, conn, parent.lineage_node, node, "derived_from")
+            return get_version(ws, name, version)
+        except IntegrityError:
+            existing = _by_hash(ws, name, digest_of_data)
+            if existing is not None:  # the same data was stored concurrently
+                return existing
+    raise Conflict(f"could not allocate a version of dataset {name!r} after {_ATTEMPTS} tries")
+
+
+def _write_parquet(ws: Workspace, table: pa.Table) -> tuple[str, int]:
+    fd, tmp = tempfile.mkstemp(suffix=".parquet")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        return ws.blobs.put_file(tmp), os.path.getsize(tmp)
+    finally:
+        os.unlink(tmp)
+
+
+def _by_hash(ws: Workspace, name: str, digest: str) -> DatasetVersion | None:
+    with ws.db.read() as conn:
+        row = conn.execute(
+            sa.select(dataset_versions).where(
+                dataset_versions.c.name == name, dataset_versions.c.content_hash == digest
+            )
+        ).first()
+    return None if row is None else _row_to_version(ws, row)
+
+
+def get_version(
+    ws: Workspace, name: str, version: int | None = None, alias: str | None = None
+) -> DatasetVersion:
+    """A version by number, alias, or (neither) the latest; NotFound says what exists."""
+    dv = dataset_versions
+    with ws.db.read() as conn:
+        if alias is not None:
+            version = conn.execute(
+                sa.select(dataset_aliases.c.version).where(
+                    dataset_aliases.c.name == name, dataset_aliases.c.alias == alias
+                )
+            ).scalar()
+            if version is None:
+                known = (
+                    conn.execute(
+                        sa.select(dataset_aliases.c.alias).where(dataset_aliases.c.name == name)
+                    )
+                    .scalars()
+                    .all()
+                )
+                raise NotFound(
+                    f"dataset {name!r} has no alias {alias!r} "
+                    f"(aliases: {', '.join(known) or 'none'})"
+                )
+        query = sa.select(dv).where(dv.c.name == name)
+        query = (
+            query.where(dv.c.version == version)
+            if version
+            else query.order_by(dv.c.version.desc()).limit(1)
+        )
+        row = conn.execute(query).first()
+        if row is None:
+            versions = (
+                conn.execute(
+                    sa.select(dv.c.version).where(dv.c.name == name).order_by(dv.c.version)
+                )
+                .scalars()
+                .all()
+            )
+            if not versions:
+                raise NotFound(f"no dataset named {name!r}")
+            raise NotFound(
+                f"dataset {name!r} has no version {version} "
+                f"(versions: {', '.join(map(str, versions))})"
+            )
+    return _row_to_version(ws, row)
+
+
+def resolve(ref: str | DatasetVersion, *, workspace: Workspace | None = None) -> DatasetVersion:
+    """The version a reference names: ``churn@3``, ``churn@latest``, ``churn@alias``."""
+    if isinstance(ref, DatasetVersion):
+        return ref
+    name, version, alias = parse_dataset_ref(ref)
+    return get_version(workspace or default_workspace(), name, version, alias)
+
+
+def list_datasets(*, workspace: Workspace | None = None) -> pd.DataFrame:
+    """Every dataset with its latest version, row count and creation time."""
+    ws = workspace or default_workspace()
+    dv = dataset_versions
+    latest = (
+        sa.select(dv.c.name, sa.func.max(dv.c.version).label("v")).group_by(dv.c.name).subquery()
+    )
+    query = (
+        sa.select(dv.c.name, dv.c.version, dv.c.num_rows, dv.c.size_bytes, dv.c.created_at)
+        .join(latest, sa.and_(latest.c.name == dv.c.name, latest.c.v == dv.c.version))
+        .order_by(dv.c.name)
+    )
+    with ws.db.read() as conn:
+        rows = conn.execute(query).all()
+    frame = pd.DataFrame(
+        rows, columns=["name", "latest_version", "num_rows", "size_bytes", "created_at"]
+    )
+    frame["created_at"] = pd.to_datetime(frame["created_at"], unit="ms", utc=True)
+    return frame
+
+
+def list_versions(name: str, *, workspace: Workspace | None = None) -> list[DatasetVersion]:
+    """Every version of dataset ``name``, oldest first."""
+    ws = workspace or default_workspace()
+    with ws.db.read() as conn:
+        rows = conn.execute(
+            sa.select(dataset_versions)
+            .where(dataset_versions.c.name == name)
+            .order_by(dataset_versions.c.version)
+        ).all()
+    if not rows:
+        raise NotFound(f"no dataset named {name!r}")
+    return [_row_to_version(ws, r) for r in rows]
+
+
+def set_alias(
+    name: str, alias: str, version: int, *, workspace: Workspace | None = None
+) -> DatasetVersion:
+    """Point ``name@alias`` at ``version``."""
+    ws = workspace or default_workspace()
+    check_dataset_name(alias)
+    if alias == "latest" or alias.isdigit():
+        raise InvalidInput(f"{alias!r} cannot be an alias: it reads as a version")
+    target = get_version(ws, name, version)
+    with ws.db.write() as conn:
+        ws.db.upsert(
+            conn,
+            dataset_aliases,
+            [{"name": name, "alias": alias, "version": version, "updated_at": now_ms()}],
+            keys=["name", "alias"],
+            update=["version", "updated_at"],
+        )
+    return target
+
+
+def append(
+    ref: str | DatasetVersion,
+    source: Any,
+    *,
+    format: Format | None = None,
+    delimiter: str | None = None,
+    encoding: str = "utf-8",
+    header: bool = True,
+    on_bad_lines: str = "error",
+    normalize_columns: bool = True,
+    workspace: Workspace | None = None,
+) -> DatasetVersion:
+    """A new version of ``ref``'s dataset: its rows plus ``source``'s (read as by ingest).
+
+    Columns must match; types may widen losslessly (int → float). Anything else raises
+    InvalidInput naming each incompatible column and both types.
+    """
+    ws = workspace or default_workspace()
+    base = resolve(ref, workspace=ws)
+    options = ReadOptions(format, delimiter, encoding, header, on_bad_lines, normalize_columns)
+    loaded = options.read(source)
+    new = canonical(loaded.table)
+    old = base.to_arrow()
+    problems = _incompatibilities(old.schema, new.schema)
+    if problems:
+        raise InvalidInput(f"cannot append to {base.ref}: " + "; ".join(problems))
+    combined = pa.concat_tables([old, new.select(old.column_names)], promote_options="permissive")
+    source_info = {"type": "append", "base": base.ref, "appended": loaded.description}
+    origins = [Node("source", o) for o in loaded.origins]
+    return _store(ws, base.name, combined, source_info, origins, [base])
+
+
+def _incompatibilities(old: pa.Schema, new: pa.Schema) -> list[str]:
+    problems = []
+    missing = [n for n in old.names if n not in new.names]
+    extra = [n for n in new.names if n not in old.names]
+    if missing:
+        problems.append(f"missing column(s) {', '.join(map(repr, missing))}")
+    if extra:
+        problems.append(f"unexpected column(s) {', '.join(map(repr, extra))}")
+    for name in old.names:
+        if name in new.names:
+            a, b = old.field(name).type, new.field(name).type
+            if a != b and not _widens(b, a) and not pa.types.is_null(b):
+                problems.append(f"column {name!r} is {b}, expected {a}")
+    return problems
+
+
+def _widens(new: pa.DataType, old: pa.DataType) -> bool:
+    if pa.types.is_integer(new) and pa.types.is_floating(old):
+        return True
+    if pa.types.is_integer(new) and pa.types.is_integer(old):
+        return bool(new.bit_width <= old.bit_width)
+    return bool(
+        pa.types.is_floating(new) and pa.types.is_floating(old) and new.bit_width <= old.bit_width
+    )
