@@ -35,8 +35,10 @@ pytest: $(VENV)/.installed-dev
 
 test: lint typecheck layers pytest  ## install dev extras, then ruff, mypy, import-linter, pytest
 
-bench: $(VENV)/.installed-dev  ## side-by-side benchmarks against the peers (see benchmarks/)
+bench: $(VENV)/.installed-dev  ## side-by-side benchmarks against the peers (see docs/benchmarks.md)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/tracking.py
+	$(BIN)/python benchmarks/data.py
 
 clean:
 	rm -rf $(VENV) loopml-demo .pytest_cache .mypy_cache .ruff_cache
