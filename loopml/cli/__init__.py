@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from loopml._version import __version__
-from loopml.cli import experiments, models, runs, workspace
+from loopml.cli import data, experiments, models, runs, workspace
 from loopml.cli._common import WorkspaceOption, err_console
 from loopml.cli.quickstart import quickstart
 from loopml.errors import LoopmlError
@@ -48,6 +48,7 @@ app.add_typer(workspace.store_app, name="store")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
+app.add_typer(data.app, name="data")
 
 
 def main() -> None:

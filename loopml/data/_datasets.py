@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from loopml.data._profile import profile_table
+from loopml.data._profile import Profile, profile_table
 from loopml.data._refs import check_dataset_name, parse_dataset_ref
 from loopml.data._sources import CsvOptions, Format, Loaded, read_source
 from loopml.data._sources import normalize_names as _normalize
@@ -54,7 +54,7 @@ class DatasetVersion:
     version: int
     num_rows: int
     columns: tuple[ColumnInfo, ...]
-    profile: dict[str, Any] = field(repr=False)
+    profile: Profile = field(repr=False)
     source: dict[str, Any] = field(repr=False)
     content_hash: str = field(repr=False)
     digest: str = field(repr=False)

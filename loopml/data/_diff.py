@@ -58,8 +58,7 @@ def diff(
             x, y = pa_.get(stat), pb.get(stat)
             if x is None and y is None:
                 continue
-            numeric = isinstance(x, int | float) and isinstance(y, int | float)
-            change = y - x if numeric else None
+            change = y - x if isinstance(x, int | float) and isinstance(y, int | float) else None
             if x != y:
                 records.append({"column": column, "stat": stat, "a": x, "b": y, "change": change})
     return DatasetDiff(
