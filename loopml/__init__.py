@@ -9,7 +9,7 @@
 >>> loopml.load_model("models:/churn@production").predict(X)  # doctest: +SKIP
 """
 
-from loopml import errors, registry, tracking
+from loopml import data, errors, registry, tracking
 from loopml._version import __version__
 from loopml.api import (
     delete_alias,
@@ -58,6 +58,7 @@ __all__ = [
     "Workspace",
     "__version__",
     "active_run",
+    "data",
     "delete_alias",
     "errors",
     "get_metric_history",
