@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from loopml import api
+from loopml import api, data
 from loopml.cli._common import console
 from loopml.settings import CONFIG_FILE
 from loopml.store import Workspace
@@ -40,7 +40,10 @@ def quickstart(
     ws = Workspace.init(directory) if fresh else Workspace.open(directory)
     with ws:
         console.print(f"[bold]1.[/] workspace {'created' if fresh else 'reused'}: {ws.home}")
-        X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+        raw = load_breast_cancer(as_frame=True).frame
+        dv = data.ingest(raw, name="breast-cancer", workspace=ws)
+        frame = dv.to_pandas()
+        X, y = frame.drop(columns=["target"]), frame["target"]
         X_train, X_test, y_train, y_test = train_test_split(
             X, y, test_size=0.25, stratify=y, random_state=seed
         )
@@ -48,14 +51,15 @@ def quickstart(
             X_train, y_train, test_size=0.25, stratify=y_train, random_state=seed
         )
         console.print(
-            f"[bold]2.[/] data: breast_cancer, {len(X_train)} training rows x "
-            f"{X.shape[1]} features, {len(X_test)} held out"
+            f"[bold]2.[/] data: ingested {dv.ref} ({dv.num_rows} rows x {X.shape[1]} "
+            f"features, profiled); {len(X_train)} rows to train, {len(X_test)} held out"
         )
 
         with start_run("quickstart", name="tune-logreg", workspace=ws) as parent:
+            parent.log_input(dv)
             parent.log_params(
                 {
-                    "dataset": "sklearn.datasets.load_breast_cancer",
+                    "dataset": dv.ref,
                     "seed": seed,
                     "grid.C": list(GRID_C),
                 }
@@ -80,10 +84,6 @@ def quickstart(
 
             final = make_pipeline(StandardScaler(), LogisticRegression(C=best_c, max_iter=500))
             final.fit(X_train, y_train)
-            data_dir = ws.settings.state_dir / "tmp"
-            data_dir.mkdir(exist_ok=True)
-            X_train.assign(target=y_train).to_parquet(data_dir / "train.parquet")
-            parent.log_artifact(data_dir / "train.parquet", artifact_path="data")
             proba = final.predict_proba(X_test)[:, 1]
             parent.log_params({"best.C": best_c})
             parent.log_metrics(
@@ -113,6 +113,7 @@ def quickstart(
 
     console.print(f"\nDone in {time.perf_counter() - started:.1f} s. Look around:")
     for cmd in (
+        "loopml data show breast-cancer",
         "loopml runs list",
         f"loopml runs show {parent.id[:8]}",
         "loopml models list",
