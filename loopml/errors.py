@@ -7,6 +7,7 @@ Catch :class:`LoopmlError` for anything loopml raises on purpose, or a precise c
      │    └── WorkspaceNotFound   no loopml.toml here or in any parent folder
      ├── AlreadyExists       a name that must be unique is taken
      ├── InvalidInput        bad arguments, filters, data or signatures (says which field/column)
+     │    └── ValidationFailed    data failed a validation suite (carries the stored result)
      ├── Conflict            a write that contradicts recorded state (e.g. re-logging a param)
      ├── MissingDependency   an optional extra is not installed (names the extra)
      ├── Unauthorized        a missing or wrong credential
@@ -35,6 +36,14 @@ class AlreadyExists(LoopmlError):
 
 class InvalidInput(LoopmlError):
     """The caller's input is malformed; the message names the offending field."""
+
+
+class ValidationFailed(InvalidInput):
+    """A dataset version failed its validation suite; ``result`` holds the stored outcome."""
+
+    def __init__(self, message: str, result: object) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class Conflict(LoopmlError):
@@ -74,5 +83,6 @@ __all__ = [
     "NotFound",
     "StoreError",
     "Unauthorized",
+    "ValidationFailed",
     "WorkspaceNotFound",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -10,6 +11,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from loopml import data
 from loopml.cli._common import console, number, open_workspace, table, when
 from loopml.data._profile_html import profile_to_html, profile_to_rich
+from loopml.data._validate import Validation
+from loopml.errors import ValidationFailed
 
 app = typer.Typer(
     help="Datasets: ingest, inspect, profile, validate and query.", no_args_is_help=True
@@ -120,6 +123,59 @@ def profile(
     if html is not None:
         html.write_text(profile_to_html(dv.profile, title=f"Profile of {dv.ref}"), "utf-8")
         console.print(f"wrote {html}")
+
+
+@app.command("validate")
+def validate(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="The version to check, e.g. churn@3."),
+    suite: Path = typer.Option(..., "--suite", "-s", help="Suite YAML file."),
+    on_fail: str = typer.Option("raise", help="raise (exit 1), warn, or quarantine."),
+    reference: str = typer.Option(None, help="Version for statistical checks, e.g. churn@2."),
+    html: Path = typer.Option(None, "--html", help="Also write the report as an HTML page."),
+) -> None:
+    """Run a suite of checks on a version; store and print the report."""
+    ws = open_workspace(ctx)
+    try:
+        result = data.validate(
+            ref,
+            suite,
+            on_fail=on_fail,  # type: ignore[arg-type]
+            reference=reference,
+            workspace=ws,
+        )
+    except ValidationFailed as failed:  # the report was stored before the policy raised
+        result = cast(Validation, failed.result)
+    report = result.report
+    console.print(report.to_rich())
+    if result.quarantined is not None and result.clean is not None:
+        console.print(
+            f"quarantined failing rows to [bold]{result.quarantined.ref}[/]; "
+            f"clean rows are [bold]{result.clean.ref}[/]"
+        )
+    if html is not None:
+        html.write_text(report.to_html(f"Validation of {result.dataset.ref}"), "utf-8")
+        console.print(f"wrote {html}")
+    verdict = "passed" if report.passed else "[red]failed[/]"
+    console.print(f"{result.dataset.ref}: {verdict} (report {result.report_id})")
+    if not report.passed and on_fail == "raise":
+        raise typer.Exit(1)
+
+
+@app.command("suggest")
+def suggest(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="The version to learn from, e.g. churn@3."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the YAML to this file."),
+) -> None:
+    """Propose a validation suite (YAML to edit) from a version's profile."""
+    dv = data.resolve(ref, workspace=open_workspace(ctx))
+    text = data.suggest_suite(dv.profile, name=dv.name).to_yaml()
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text, "utf-8")
+        console.print(f"wrote {output}: edit it, then `loopml data validate {dv.ref} -s {output}`")
 
 
 @app.command("diff")

@@ -9,6 +9,17 @@ share.
 
 import importlib
 
+from loopml.data._checks import (
+    ColumnExists,
+    Fresh,
+    InRange,
+    InSet,
+    Matches,
+    NotNull,
+    RowCount,
+    SqlPredicate,
+    Unique,
+)
 from loopml.data._datasets import (
     ColumnInfo,
     DatasetVersion,
@@ -21,9 +32,15 @@ from loopml.data._datasets import (
     set_alias,
 )
 from loopml.data._diff import DatasetDiff, diff
+from loopml.data._drift_checks import MeanWithin, NoNewCategories, QuantileWithin, StdWithin
 from loopml.data._profile import profile_table
+from loopml.data._report_html import CheckResult, ValidationReport
 from loopml.data._sources import SQL
 from loopml.data._sql import sql
+from loopml.data._suggest import suggest_suite
+from loopml.data._suite import Suite
+from loopml.data._validate import Validation, get_report, load_suite, validate
+from loopml.data._validation import validate_table
 
 # Preprocessing imports scikit-learn (~0.75 s); it loads on first use so that the CLI and
 # plain data work start fast.
@@ -52,6 +69,23 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "SQL",
+    "CheckResult",
+    "ColumnExists",
+    "Fresh",
+    "InRange",
+    "InSet",
+    "Matches",
+    "MeanWithin",
+    "NoNewCategories",
+    "NotNull",
+    "QuantileWithin",
+    "RowCount",
+    "SqlPredicate",
+    "StdWithin",
+    "Suite",
+    "Unique",
+    "Validation",
+    "ValidationReport",
     "ColumnInfo",
     "DatasetDiff",
     "DatasetVersion",
@@ -65,5 +99,10 @@ __all__ = [
     "resolve",
     "set_alias",
     "sql",
+    "suggest_suite",
+    "validate",
+    "validate_table",
+    "get_report",
+    "load_suite",
     *_LAZY,
 ]

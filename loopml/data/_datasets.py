@@ -233,10 +233,10 @@ def ingest(
     options = ReadOptions(format, delimiter, encoding, header, on_bad_lines, normalize_columns)
     loaded = options.read(source)
     origins = [Node("source", o) for o in loaded.origins]
-    return _store(ws, name, loaded.table, loaded.description, origins, parents, description)
+    return store_version(ws, name, loaded.table, loaded.description, origins, parents, description)
 
 
-def _store(
+def store_version(
     ws: Workspace,
     name: str,
     table: pa.Table,
@@ -464,7 +464,7 @@ def append(
     combined = pa.concat_tables([old, new.select(old.column_names)], promote_options="permissive")
     source_info = {"type": "append", "base": base.ref, "appended": loaded.description}
     origins = [Node("source", o) for o in loaded.origins]
-    return _store(ws, base.name, combined, source_info, origins, [base])
+    return store_version(ws, base.name, combined, source_info, origins, [base])
 
 
 def _incompatibilities(old: pa.Schema, new: pa.Schema) -> list[str]:

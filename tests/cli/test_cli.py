@@ -118,3 +118,36 @@ def test_models_commands(project: Path) -> None:
     assert gone.returncode == 1 and "production" in gone.stderr and "Traceback" not in gone.stderr
     missing = loopml("models", "alias", "set", "churn", "production", "9", cwd=project)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_data_commands(tmp_path: Path) -> None:
+    home = tmp_path / "proj"
+    assert loopml("init", str(home), cwd=tmp_path).returncode == 0
+    csv = tmp_path / "customers.csv"
+    csv.write_text("id,Age,plan\na,30,basic\nb,17,pro\nc,45,pro\nd,38,gold\ne,99\n")
+    bad = loopml("data", "ingest", str(csv), "--name", "churn", cwd=home)
+    assert bad.returncode == 1 and "line 6" in bad.stderr and "Traceback" not in bad.stderr
+    ok = loopml("data", "ingest", str(csv), "-n", "churn", "--skip-bad-lines", cwd=home)
+    assert ok.returncode == 0 and "churn@1" in ok.stdout and "skipped 1" in ok.stdout
+    assert "churn" in loopml("data", "list", cwd=home).stdout
+    assert "age" in loopml("data", "show", "churn@1", cwd=home).stdout
+    html = tmp_path / "profile.html"
+    prof = loopml("data", "profile", "churn", "--html", str(html), cwd=home)
+    assert prof.returncode == 0 and "<svg" in html.read_text()
+    suite = tmp_path / "suite.yaml"
+    assert loopml("data", "suggest", "churn@1", "-o", str(suite), cwd=home).returncode == 0
+    passed = loopml("data", "validate", "churn@1", "-s", str(suite), cwd=home)
+    assert passed.returncode == 0 and "passed" in passed.stdout
+    suite.write_text("checks:\n  - {check: in_range, column: age, min: 18}\n")
+    failed = loopml("data", "validate", "churn@1", "-s", str(suite), cwd=home)
+    assert failed.returncode == 1 and "failed" in failed.stdout
+    quarantine = loopml(
+        "data", "validate", "churn@1", "-s", str(suite), "--on-fail", "quarantine", cwd=home
+    )
+    assert quarantine.returncode == 0 and "churn-quarantine@1" in quarantine.stdout
+    diff = loopml("data", "diff", "churn@1", "churn@2", cwd=home)
+    assert diff.returncode == 0 and "4 -> 3" in diff.stdout
+    rows = loopml("data", "sql", "select count(*) as n from {churn@2}", cwd=home)
+    assert rows.returncode == 0 and "3" in rows.stdout
+    for cmd in ("ingest", "list", "show", "profile", "validate", "suggest", "diff", "sql"):
+        assert loopml("data", cmd, "--help", cwd=home).returncode == 0
