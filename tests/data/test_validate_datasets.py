@@ -1,4 +1,4 @@
-"""Validating stored dataset versions: stored reports, and the raise / warn / quarantine policies."""
+"""Validating stored dataset versions: stored reports; raise, warn and quarantine."""
 
 from __future__ import annotations
 
