@@ -50,13 +50,16 @@ def suite_spec(levels: dict[str, list[str]]) -> dict[str, Any]:
     """The 20 checks, as loopml's suite format."""
     checks: list[dict[str, Any]] = []
     checks += [{"check": "not_null", "column": c} for c in DRIFT_FLOATS[:5]]
-    checks += [{"check": "in_range", "column": c, "min": -1000.0, "max": 1000.0}
-               for c in DRIFT_FLOATS[5:10]]
+    checks += [
+        {"check": "in_range", "column": c, "min": -1000.0, "max": 1000.0}
+        for c in DRIFT_FLOATS[5:10]
+    ]
     checks += [{"check": "in_set", "column": c, "values": levels[c]} for c in LEVEL_CATS]
     checks += [{"check": "not_null", "column": c} for c in DRIFT_CATS[5:7]]
     checks += [{"check": "matches", "column": "cat7", "regex": r"cat7_v\d+"}]
-    checks += [{"check": "sql", "name": "num10_or_num11",
-                "expression": "num10 > -1000 or num11 < 1000"}]
+    checks += [
+        {"check": "sql", "name": "num10_or_num11", "expression": "num10 > -1000 or num11 < 1000"}
+    ]
     checks += [{"check": "row_count", "min": 1, "max": 2_000_000}]
     assert len(checks) == 20
     return {"name": "bench", "checks": checks}
@@ -76,10 +79,15 @@ def pandera_schema(levels: dict[str, list[str]]) -> Any:
     for c in DRIFT_CATS[5:7]:
         columns[c] = pa.Column(str, nullable=False)
     columns["cat7"] = pa.Column(str, pa.Check.str_matches(r"cat7_v\d+"), nullable=True)
-    return pa.DataFrameSchema(columns, checks=[
-        pa.Check(lambda df: (df["num10"] > -1000) | (df["num11"] < 1000), name="num10_or_num11"),
-        pa.Check(lambda df: 1 <= len(df) <= 2_000_000, name="row_count"),
-    ])
+    return pa.DataFrameSchema(
+        columns,
+        checks=[
+            pa.Check(
+                lambda df: (df["num10"] > -1000) | (df["num11"] < 1000), name="num10_or_num11"
+            ),
+            pa.Check(lambda df: 1 <= len(df) <= 2_000_000, name="row_count"),
+        ],
+    )
 
 
 def pandas_profile(frame: pd.DataFrame) -> Any:
@@ -120,16 +128,22 @@ def main() -> None:
 
     r["profile_ratio"] = round(r["profile_pandas_s"] / r["profile_loopml_s"], 2)
     r["validate_ratio"] = round(r["validate_pandera_s"] / r["validate_loopml_s"], 1)
-    print(f"\n{'step':<22}{'loopml s':>10}{'peak MB':>9}{'peer s':>10}{'peak MB':>9}"
-          f"{'ratio':>8}  target")
+    print(
+        f"\n{'step':<22}{'loopml s':>10}{'peak MB':>9}{'peer s':>10}{'peak MB':>9}"
+        f"{'ratio':>8}  target"
+    )
     print(f"{'ingest CSV':<22}{r['ingest_csv_s']:>10}{r['ingest_csv_peak_mb']:>9}")
     print(f"{'ingest Parquet':<22}{r['ingest_parquet_s']:>10}{r['ingest_parquet_peak_mb']:>9}")
-    print(f"{'profile vs pandas':<22}{r['profile_loopml_s']:>10}{r['profile_loopml_peak_mb']:>9}"
-          f"{r['profile_pandas_s']:>10}{r['profile_pandas_peak_mb']:>9}"
-          f"{r['profile_ratio']:>7}x  >= 1x")
-    print(f"{'validate vs pandera':<22}{r['validate_loopml_s']:>10}"
-          f"{r['validate_loopml_peak_mb']:>9}{r['validate_pandera_s']:>10}"
-          f"{r['validate_pandera_peak_mb']:>9}{r['validate_ratio']:>7}x  >= 10x")
+    print(
+        f"{'profile vs pandas':<22}{r['profile_loopml_s']:>10}{r['profile_loopml_peak_mb']:>9}"
+        f"{r['profile_pandas_s']:>10}{r['profile_pandas_peak_mb']:>9}"
+        f"{r['profile_ratio']:>7}x  >= 1x"
+    )
+    print(
+        f"{'validate vs pandera':<22}{r['validate_loopml_s']:>10}"
+        f"{r['validate_loopml_peak_mb']:>9}{r['validate_pandera_s']:>10}"
+        f"{r['validate_pandera_peak_mb']:>9}{r['validate_ratio']:>7}x  >= 10x"
+    )
     print(json.dumps(r))
 
 
