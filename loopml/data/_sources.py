@@ -187,6 +187,7 @@ def _read_csv(path: Path, opts: CsvOptions) -> tuple[pa.Table, list[dict[str, An
                 autogenerate_column_names=not opts.header,
             ),
             parse_options=pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+            convert_options=pcsv.ConvertOptions(strings_can_be_null=True),  # "" is missing
         )
 
     try:
