@@ -16,6 +16,7 @@ EXPECTED = {
     "Workspace",
     "__version__",
     "active_run",
+    "data",
     "delete_alias",
     "errors",
     "get_metric_history",
