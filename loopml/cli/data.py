@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import cast
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loopml import data
 from loopml.cli._common import console, number, open_workspace, table, when
@@ -17,12 +17,6 @@ from loopml.errors import ValidationFailed
 app = typer.Typer(
     help="Datasets: ingest, inspect, profile, validate and query.", no_args_is_help=True
 )
-
-
-def _working(text: str) -> Progress:
-    return Progress(
-        SpinnerColumn(), TextColumn(text), TimeElapsedColumn(), console=console, transient=True
-    )
 
 
 @app.command("ingest")
@@ -43,11 +37,19 @@ def ingest(
     """Ingest a file, glob or SQL query as the next version of a dataset."""
     ws = open_workspace(ctx)
     src: object = data.SQL(source, sql_url) if sql_url else source
-    with _working(f"ingesting {source}") as progress:
-        progress.add_task("ingest", total=None)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"reading {source}", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+            if done >= total:
+                bar.update(task, description="hashing, profiling and storing")
+
         dv = data.ingest(
             src,
             name,
+            progress=advance,
             format=format,  # type: ignore[arg-type]  # checked by ingest
             delimiter=delimiter,
             encoding=encoding,

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from loopml.data._profile import Profile, profile_table
 from loopml.data._refs import check_dataset_name, parse_dataset_ref
-from loopml.data._sources import CsvOptions, Format, Loaded, read_source
+from loopml.data._sources import CsvOptions, Format, Loaded, Progress, read_source
 from loopml.data._sources import normalize_names as _normalize
 from loopml.errors import Conflict, InvalidInput, NotFound
 from loopml.store import Node, Workspace, add_edge, default_workspace, now_ms
@@ -154,7 +154,7 @@ class ReadOptions:
     on_bad_lines: str
     normalize_columns: bool
 
-    def read(self, source: Any) -> Loaded:
+    def read(self, source: Any, progress: Progress | None = None) -> Loaded:
         """Read ``source``, normalising column names if asked."""
         if self.on_bad_lines not in ("error", "skip"):
             raise InvalidInput(f"on_bad_lines must be 'error' or 'skip', got {self.on_bad_lines!r}")
@@ -164,7 +164,7 @@ class ReadOptions:
             self.header,
             "skip" if self.on_bad_lines == "skip" else "error",
         )
-        loaded = read_source(source, format=self.format, csv=csv)
+        loaded = read_source(source, format=self.format, csv=csv, progress=progress)
         if loaded.table.num_columns == 0:
             raise InvalidInput("the source has no columns")
         if self.normalize_columns:
@@ -201,6 +201,7 @@ def ingest(
     normalize_columns: bool = True,
     derived_from: Sequence[DatasetVersion | str] = (),
     description: str = "",
+    progress: Progress | None = None,
     workspace: Workspace | None = None,
 ) -> DatasetVersion:
     """Ingest ``source`` as the next version of dataset ``name``.
@@ -215,6 +216,7 @@ def ingest(
         are recorded in the version's ``source``.
     normalize_columns : snake_case the column names (a collision is an error).
     derived_from : versions this data was made from (recorded as lineage).
+    progress : called with ``(bytes read, total bytes)`` while files are read.
 
     Returns
     -------
@@ -231,7 +233,7 @@ def ingest(
     check_dataset_name(name)
     parents = [resolve(p, workspace=ws) if isinstance(p, str) else p for p in derived_from]
     options = ReadOptions(format, delimiter, encoding, header, on_bad_lines, normalize_columns)
-    loaded = options.read(source)
+    loaded = options.read(source, progress)
     origins = [Node("source", o) for o in loaded.origins]
     return store_version(ws, name, loaded.table, loaded.description, origins, parents, description)
 

@@ -9,8 +9,9 @@ becomes a ``NotFound`` or ``InvalidInput`` that names the file, line or column.
 from __future__ import annotations
 
 import glob
+import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -65,10 +66,36 @@ class CsvOptions:
     on_bad_lines: BadLines = "error"
 
 
+Progress = Callable[[int, int], None]  # (bytes read, bytes in all files)
+
+
+class _Counting(io.RawIOBase):
+    """A binary file that reports how far it has been read."""
+
+    def __init__(self, raw: io.BufferedReader, seen: Callable[[int], None]) -> None:
+        self._raw, self._seen = raw, seen
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer)
+        if n:
+            self._seen(n)
+        return n or 0
+
+
 def read_source(
-    source: Any, *, format: Format | None = None, csv: CsvOptions = CsvOptions()
+    source: Any,
+    *,
+    format: Format | None = None,
+    csv: CsvOptions = CsvOptions(),
+    progress: Progress | None = None,
 ) -> Loaded:
-    """Read ``source`` into one Arrow table (see the module docstring for what it can be)."""
+    """Read ``source`` into one Arrow table (see the module docstring for what it can be).
+
+    ``progress(done, total)`` is called as file bytes are read.
+    """
     if isinstance(source, SQL):
         return _read_sql(source)
     if isinstance(source, pa.Table):
@@ -78,7 +105,7 @@ def read_source(
     if hasattr(source, "to_arrow") and callable(source.to_arrow):  # polars and friends
         return Loaded(source.to_arrow(), {"type": type(source).__module__.partition(".")[0]})
     if isinstance(source, str | Path):
-        return _read_files(str(source), format, csv)
+        return _read_files(str(source), format, csv, progress)
     raise InvalidInput(
         f"cannot ingest a {type(source).__name__}: give a file path or glob, loopml.data.SQL, "
         "or a pandas / Arrow / Polars frame"
@@ -117,18 +144,32 @@ def _format_of(path: Path, given: Format | None) -> Format:
     return found
 
 
-def _read_files(pattern: str, format: Format | None, csv: CsvOptions) -> Loaded:
+def _read_files(
+    pattern: str, format: Format | None, csv: CsvOptions, progress: Progress | None
+) -> Loaded:
     paths = _paths(pattern)
     fmt = _format_of(paths[0], format)
+    total = sum(p.stat().st_size for p in paths)
+    done = 0
     tables, skipped = [], []
     for path in paths:
+        start, size = done, path.stat().st_size
+
+        def seen(n: int, end: int = start + size) -> None:
+            nonlocal done
+            done = min(done + n, end)
+            if progress is not None:
+                progress(done, total)
+
         if fmt == "csv":
-            table, bad = _read_csv(path, csv)
+            table, bad = _read_csv(path, csv, seen)
             skipped += [{"file": str(path), **b} for b in bad]
         elif fmt == "parquet":
             table = _read_parquet(path)
         else:
             table = _read_jsonl(path)
+        done = start
+        seen(size)  # the whole file, whatever was counted while reading it
         tables.append(table)
     table = _concat(tables, paths)
     description: dict[str, Any] = {"type": fmt, "paths": [str(p.resolve()) for p in paths]}
@@ -158,7 +199,9 @@ def _concat(tables: list[pa.Table], paths: list[Path]) -> pa.Table:
         raise InvalidInput(f"files of {paths[0].parent} do not share one schema: {exc}") from exc
 
 
-def _read_csv(path: Path, opts: CsvOptions) -> tuple[pa.Table, list[dict[str, Any]]]:
+def _read_csv(
+    path: Path, opts: CsvOptions, seen: Callable[[int], None]
+) -> tuple[pa.Table, list[dict[str, Any]]]:
     delimiter = opts.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
     if opts.on_bad_lines not in ("error", "skip"):
         raise InvalidInput(f"on_bad_lines must be 'error' or 'skip', got {opts.on_bad_lines!r}")
@@ -179,16 +222,19 @@ def _read_csv(path: Path, opts: CsvOptions) -> tuple[pa.Table, list[dict[str, An
 
     def parse(threads: bool) -> pa.Table:
         bad.clear()
-        return pcsv.read_csv(
-            path,
-            read_options=pcsv.ReadOptions(
-                encoding=opts.encoding,
-                use_threads=threads,
-                autogenerate_column_names=not opts.header,
-            ),
-            parse_options=pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
-            convert_options=pcsv.ConvertOptions(strings_can_be_null=True),  # "" is missing
-        )
+        with open(path, "rb") as raw:
+            return pcsv.read_csv(
+                _Counting(raw, seen),
+                read_options=pcsv.ReadOptions(
+                    encoding=opts.encoding,
+                    use_threads=threads,
+                    autogenerate_column_names=not opts.header,
+                ),
+                parse_options=pcsv.ParseOptions(
+                    delimiter=delimiter, invalid_row_handler=on_invalid
+                ),
+                convert_options=pcsv.ConvertOptions(strings_can_be_null=True),  # "" is missing
+            )
 
     try:
         table = parse(threads=True)

@@ -203,3 +203,20 @@ def test_parquet_is_zstd_and_content_hash_ignores_chunking(sqlite_ws: Workspace)
     v = data.ingest(t, name="z", workspace=sqlite_ws)
     meta = pq.ParquetFile(v.path()).metadata
     assert meta.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_progress_reports_bytes_read(sqlite_ws: Workspace, tmp_path: Path) -> None:
+    for i in range(2):
+        pd.DataFrame({"x": range(5000), "y": ["v"] * 5000}).assign(x=lambda f, i=i: f.x + i).to_csv(
+            tmp_path / f"p{i}.csv", index=False
+        )
+    total = sum(p.stat().st_size for p in tmp_path.glob("p*.csv"))
+    calls: list[tuple[int, int]] = []
+    data.ingest(
+        str(tmp_path / "p*.csv"),
+        name="p",
+        workspace=sqlite_ws,
+        progress=lambda done, all_: calls.append((done, all_)),
+    )
+    assert calls[-1] == (total, total)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
