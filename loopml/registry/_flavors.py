@@ -8,6 +8,7 @@ wins, so a specific flavor registered later beats the generic scikit-learn one.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Protocol
 
@@ -81,6 +82,15 @@ def register_flavor(flavor: Flavor) -> None:
     _flavors[flavor.name] = flavor
 
 
+NATIVE = ("xgboost", "lightgbm", "pipeline")  # flavors defined in loopml.registry._native
+
+
+def _load_native() -> None:
+    """Register the native flavors on first need: their module imports scikit-learn, which
+    ``import loopml`` (and so every CLI command) should not pay for."""
+    importlib.import_module("loopml.registry._native").register_native_flavors()
+
+
 def get_flavor(name: str) -> Flavor:
     """The flavor registered as ``name``.
 
@@ -89,6 +99,8 @@ def get_flavor(name: str) -> Flavor:
     NotFound
         No flavor has that name; the message lists the known ones.
     """
+    if name in NATIVE and name not in _flavors:
+        _load_native()
     try:
         return _flavors[name]
     except KeyError:
@@ -105,6 +117,8 @@ def flavor_for(model: object) -> Flavor:
     InvalidInput
         No flavor can save a model of this type.
     """
+    if NATIVE[0] not in _flavors:
+        _load_native()
     for flavor in reversed(_flavors.values()):
         if flavor.can_save(model):
             return flavor
