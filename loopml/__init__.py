@@ -46,6 +46,17 @@ from loopml.settings import Settings
 from loopml.store import Workspace, use_workspace
 from loopml.tracking import active_run, start_run
 
+
+
+def __getattr__(name: str) -> object:
+    # training loads scikit-learn and its model libraries: only when first used
+    if name in ("train", "training"):
+        import loopml.training
+
+        return loopml.training if name == "training" else loopml.training.train
+    raise AttributeError(f"module 'loopml' has no attribute {name!r}")
+
+
 __all__ = [
     "AlreadyExists",
     "Conflict",
@@ -83,5 +94,7 @@ __all__ = [
     "set_tags",
     "start_run",
     "tracking",
+    "train",
+    "training",
     "use_workspace",
 ]

@@ -41,6 +41,8 @@ EXPECTED = {
     "set_tags",
     "start_run",
     "tracking",
+    "train",
+    "training",
     "use_workspace",
 }
 

@@ -26,12 +26,12 @@ from loopml.registry import (
     load_model,
     register_model,
 )
-from loopml.store import Workspace
 from loopml.registry._native import (
     LoadedLGBMClassifier,
     LoadedLGBMRegressor,
     register_native_flavors,
 )
+from loopml.store import Workspace
 
 N = 120
 XGB: dict[str, Any] = {"n_estimators": 8, "max_depth": 3, "random_state": 0, "n_jobs": 1}
