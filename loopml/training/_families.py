@@ -85,10 +85,9 @@ def build_estimator(
             f"{type(estimator).__name__} has no hyperparameter(s) {', '.join(map(repr, unknown))}"
         )
     estimator.set_params(**(params or {}))
-    validate = getattr(estimator, "_validate_params", None)  # scikit-learn's own checks
-    if callable(validate):
+    if hasattr(estimator, "_parameter_constraints"):  # scikit-learn estimators check params
         try:
-            validate()
+            estimator._validate_params()
         except (ValueError, TypeError) as exc:
             raise InvalidInput(
                 f"invalid hyperparameters for {type(estimator).__name__}: {exc}"

@@ -161,6 +161,8 @@ def train(
     plan = Split.parse(split)
     folds = make_splits(plan, frame, y, task)
     estimator = build_estimator(model, task, params, seed)
+    if task in ("binary", "multiclass") and type(estimator).__module__.startswith("xgboost"):
+        _check_xgboost_labels(y)
     steps: list[tuple[str, Any]] = []
     if preprocess:
         source: Any = dv if dv is not None else _kinds(X)
@@ -204,6 +206,17 @@ def train(
     return TrainResult(
         model_fitted, task, scores, run.id, dv.ref if dv else None, target, X.head(5), ws
     )
+
+
+def _check_xgboost_labels(y: pd.Series | None) -> None:
+    labels = sorted(pd.unique(y)) if y is not None else []
+    integers = y is not None and pd.api.types.is_integer_dtype(y.dtype)
+    if not integers or labels != list(range(len(labels))):
+        shown = ", ".join(map(str, labels[:5]))
+        raise InvalidInput(
+            f"xgboost needs class labels 0..{len(labels) - 1}, got {shown}; "
+            "map the target to integers first, or use model='lightgbm'"
+        )
 
 
 def _kinds(X: pd.DataFrame) -> dict[str, str]:

@@ -151,3 +151,32 @@ def test_data_commands(tmp_path: Path) -> None:
     assert rows.returncode == 0 and "3" in rows.stdout
     for cmd in ("ingest", "list", "show", "profile", "validate", "suggest", "diff", "sql"):
         assert loopml("data", cmd, "--help", cwd=home).returncode == 0
+
+
+def test_train_command(tmp_path: Path) -> None:
+    home = tmp_path / "proj"
+    with Workspace.init(home) as ws:
+        from loopml import data
+
+        frame = pd.DataFrame({"x": range(60), "y": [i % 2 == 0 for i in range(60)]})
+        data.ingest(frame, name="toy", workspace=ws)
+    out = loopml(
+        "train",
+        "toy@1",
+        "-t",
+        "y",
+        "-m",
+        "linear",
+        "-p",
+        "C=0.5",
+        "--register",
+        "toy",
+        "--alias",
+        "staging",
+        cwd=home,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "accuracy" in out.stdout and "models:/toy/1" in out.stdout
+    bad = loopml("train", "toy@1", "-t", "y", "-p", "nonsense", cwd=home)
+    assert bad.returncode == 1 and "NAME=VALUE" in bad.stderr and "Traceback" not in bad.stderr
+    assert loopml("train", "--help", cwd=home).returncode == 0

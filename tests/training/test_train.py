@@ -118,3 +118,21 @@ def test_bad_input_is_refused_before_training(
     options: dict[str, object] = {"target": "churned", **kwargs}
     with pytest.raises(InvalidInput, match=message):
         train(frame, workspace=sqlite_ws, **options)  # type: ignore[arg-type]
+
+
+def test_native_families_round_trip_through_the_registry(
+    sqlite_ws: Workspace, churn: data.DatasetVersion
+) -> None:
+    light = train(
+        churn, "churned", model="lightgbm", params={"n_estimators": 20}, workspace=sqlite_ws
+    )
+    mv = light.register("churn-lgbm")
+    assert mv.flavor == "pipeline"
+    raw = churn.to_pandas().drop(columns=["churned"]).head(20)
+    loaded = registry.load_model(sqlite_ws, mv.uri)
+    np.testing.assert_allclose(loaded.predict_proba(raw), light.model.predict_proba(raw))
+    frame = churn.to_pandas().assign(churned=lambda f: f.churned.astype(int))
+    xgb = train(frame, "churned", model="xgboost", params={"n_estimators": 20}, workspace=sqlite_ws)
+    assert registry.load_model(sqlite_ws, xgb.register("churn-xgb").uri).predict(raw).shape == (20,)
+    with pytest.raises(InvalidInput, match="xgboost needs class labels"):
+        train(churn, "churned", model="xgboost", workspace=sqlite_ws)
