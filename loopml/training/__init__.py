@@ -1,13 +1,15 @@
 """Training: model families, splits, evaluation (metrics, plots, sliced metrics, paired
-comparisons) and ``train``, which fits preprocessing + model on a dataset version and
-tracks everything in a run."""
+comparisons), ``train``, which fits preprocessing + model on a dataset version and tracks
+everything in a run, and ``tune``, hyperparameter search with a child run per trial."""
 
 from loopml.training._compare import BootstrapResult, McNemarResult, mcnemar, paired_bootstrap
 from loopml.training._families import FAMILIES, build_estimator
 from loopml.training._metrics import Task, evaluate, infer_task, sliced
 from loopml.training._plots import plot_data, render_png
+from loopml.training._space import load_space
 from loopml.training._splits import Split, make_splits
 from loopml.training._train import TrainResult, train
+from loopml.training._tune import TuneResult, tune
 
 __all__ = [
     "FAMILIES",
@@ -16,9 +18,11 @@ __all__ = [
     "Split",
     "Task",
     "TrainResult",
+    "TuneResult",
     "build_estimator",
     "evaluate",
     "infer_task",
+    "load_space",
     "make_splits",
     "mcnemar",
     "paired_bootstrap",
@@ -26,4 +30,5 @@ __all__ = [
     "render_png",
     "sliced",
     "train",
+    "tune",
 ]
