@@ -47,7 +47,6 @@ from loopml.store import Workspace, use_workspace
 from loopml.tracking import active_run, start_run
 
 
-
 def __getattr__(name: str) -> object:
     # training loads scikit-learn and its model libraries: only when first used
     if name in ("train", "training"):
