@@ -14,7 +14,7 @@ from loopml._version import __version__
 from loopml.cli import data, experiments, models, runs, workspace
 from loopml.cli._common import WorkspaceOption, err_console
 from loopml.cli.quickstart import quickstart
-from loopml.cli.train import train
+from loopml.cli.train import train, tune
 from loopml.errors import LoopmlError
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ def _root(
 app.command("init")(workspace.init)
 app.command("quickstart")(quickstart)
 app.command("train")(train)
+app.command("tune")(tune)
 app.add_typer(workspace.store_app, name="store")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")

@@ -87,3 +87,57 @@ def train(
     if register:
         mv = result.register(register, alias=alias)
         console.print(f"registered {mv.uri}" + (f" as {register}@{alias}" if alias else ""))
+
+
+def tune(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="Dataset version, e.g. churn@3."),
+    target: str = typer.Option(None, "--target", "-t", help="Column to predict."),
+    model: str = typer.Option("hist_gb", "--model", "-m", help="Model family."),
+    space: Path = typer.Option(..., "--space", "-s", help="Search space YAML file."),
+    strategy: str = typer.Option("tpe", help="tpe, random or grid."),
+    n_trials: int = typer.Option(20, "--trials", "-n", help="Trials in total for the study."),
+    timeout: float = typer.Option(None, help="Stop starting trials after this many seconds."),
+    metric: str = typer.Option(None, help="Metric to optimise (default by task)."),
+    param: list[str] = typer.Option(None, "--param", "-p", help="Fixed hyperparameter."),
+    split: str = typer.Option("holdout", help="holdout, kfold, stratified, group, timeseries."),
+    n_jobs: int = typer.Option(1, help="Trials in parallel."),
+    study: str = typer.Option(None, help="Study name; the same name resumes a search."),
+    register: str = typer.Option(None, help="Register the best model under this name."),
+    alias: str = typer.Option(None, help="With --register: point this alias at it."),
+) -> None:
+    """Search hyperparameters (a child run per trial); print the leaderboard."""
+    from loopml.training import tune as run_tuning  # scikit-learn loads only when tuning
+
+    ws = open_workspace(ctx)
+    result = run_tuning(
+        dataset,
+        target,
+        model=model,
+        search_space=space,
+        strategy=strategy,  # type: ignore[arg-type]
+        n_trials=n_trials,
+        timeout=timeout,
+        metric=metric,
+        params=_params(param or []),
+        split=split,
+        n_jobs=n_jobs,
+        study_name=study,
+        progress=True,
+        workspace=ws,
+    )
+    board = result.leaderboard.head(10)
+    t = table(
+        *(str(c) for c in board.columns if c != "run_id"),
+        "run",
+        title=f"best {result.metric} {result.best_score:.4f} · study {result.study_name}",
+    )
+    for rec in board.to_dict("records"):
+        cells = [number(v) for k, v in rec.items() if k != "run_id"]
+        t.add_row(*cells, str(rec.get("run_id") or "-")[:8])
+    console.print(t)
+    console.print(f"best params: {result.best_params}")
+    console.print(f"parent run id: {result.run_id}")
+    if register:
+        mv = result.register(register, alias=alias)
+        console.print(f"registered {mv.uri}" + (f" as {register}@{alias}" if alias else ""))

@@ -180,3 +180,36 @@ def test_train_command(tmp_path: Path) -> None:
     bad = loopml("train", "toy@1", "-t", "y", "-p", "nonsense", cwd=home)
     assert bad.returncode == 1 and "NAME=VALUE" in bad.stderr and "Traceback" not in bad.stderr
     assert loopml("train", "--help", cwd=home).returncode == 0
+
+
+def test_tune_command(tmp_path: Path) -> None:
+    home = tmp_path / "proj"
+    with Workspace.init(home) as ws:
+        from loopml import data
+
+        frame = pd.DataFrame({"x": range(80), "y": [i % 3 == 0 for i in range(80)]})
+        data.ingest(frame, name="toy", workspace=ws)
+    space = tmp_path / "space.yaml"
+    space.write_text("C: [0.1, 1.0]\n")
+    out = loopml(
+        "tune",
+        "toy@1",
+        "-t",
+        "y",
+        "-m",
+        "linear",
+        "-s",
+        str(space),
+        "--strategy",
+        "grid",
+        "-n",
+        "2",
+        "--register",
+        "toy",
+        cwd=home,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "best roc_auc" in out.stdout and "models:/toy/1" in out.stdout
+    space.write_text("C: {type: float, low: 1, high: 0}\n")
+    bad = loopml("tune", "toy@1", "-t", "y", "-m", "linear", "-s", str(space), cwd=home)
+    assert bad.returncode == 1 and "low < high" in bad.stderr and "Traceback" not in bad.stderr
