@@ -221,8 +221,8 @@ def _prf(p: Prepared, w: Array, measure: str, average: str) -> Array:
         tp, predicted, actual = (x.sum(axis=1, keepdims=True) for x in (tp, predicted, actual))
     den = {"precision": predicted, "recall": actual, "f1": predicted + actual}[measure]
     per_class = _ratio(2 * tp if measure == "f1" else tp, den)
-    # macro: every class present in y_true or y_pred counts the same
-    weights = actual if average == "weighted" else (predicted + actual > 0) * 1.0
+    # macro: every class present in y_true or y_pred counts the same; binary: the positive one
+    weights = actual if average == "weighted" else (predicted + actual > 0) | (average == "binary")
     return _ratio((per_class * weights).sum(axis=1), weights.sum(axis=1), np.nan)
 
 
@@ -231,8 +231,9 @@ def _ranked(positive: Array, score: Array, w: Array, sign: int) -> tuple[Array, 
     order = np.argsort(sign * score, kind="stable")
     ranked = score[order]
     starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    pos_w = w[:, order] * positive[order]
-    return np.add.reduceat(pos_w, starts, axis=1), np.add.reduceat(w[:, order] - pos_w, starts, 1)
+    ordered = w[:, order]
+    pos_w = ordered * positive[order]
+    return np.add.reduceat(pos_w, starts, axis=1), np.add.reduceat(ordered - pos_w, starts, 1)
 
 
 def auc(positive: Array, score: Array, w: Array) -> Array:

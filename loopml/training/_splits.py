@@ -233,7 +233,8 @@ def _check_strata(plan: Split, classes: Array, needed: int, why: str) -> Array:
     """Class codes of ``classes``, once each class is known to have ``needed`` rows."""
     codes, uniques = pd.factorize(classes)
     counts = np.bincount(codes)
-    rare = [(uniques[i], int(counts[i])) for i in np.flatnonzero(counts < needed)]
+    names = np.asarray(uniques).tolist()  # Python scalars, for readable messages
+    rare = [(names[i], int(counts[i])) for i in np.flatnonzero(counts < needed)]
     if rare:
         shown = ", ".join(f"{v!r} has {c} row(s)" for v, c in rare[:5])
         raise InvalidInput(
