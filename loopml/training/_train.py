@@ -254,14 +254,14 @@ def _fit_folds(
     test_rows = np.concatenate([test for _, test in folds])
     preds: list[Any] = []
     probas: list[np.ndarray] = []
-    labels = None
+    # every class of the whole target, so a fold that lacks one still lines up
+    labels = sorted(pd.unique(y)) if y is not None and task != "regression" else None
     for train_idx, test_idx in folds:
         fitted = _fit(clone(pipeline), X.iloc[train_idx], None if y is None else y.iloc[train_idx])
         preds.append(np.asarray(fitted.predict(X.iloc[test_idx])))
         if task in ("binary", "multiclass") and hasattr(fitted, "predict_proba"):
-            labels = list(fitted.classes_) if labels is None else labels
             proba = fitted.predict_proba(X.iloc[test_idx])
-            probas.append(_align(proba, list(fitted.classes_), labels))
+            probas.append(_align(proba, list(fitted.classes_), labels or []))
     out: dict[str, Any] = {"rows": test_rows, "pred": np.concatenate(preds)}
     if probas:
         out["proba"], out["labels"] = np.concatenate(probas), labels
