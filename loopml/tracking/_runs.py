@@ -344,6 +344,8 @@ class Run:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self.status != "RUNNING":  # ended inside the block already (e.g. KILLED)
+            return
         if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
             self.end("FINISHED")
         elif isinstance(exc, KeyboardInterrupt):

@@ -33,6 +33,12 @@ from loopml.training._metrics import Task, evaluate, infer_task, sliced
 from loopml.training._plots import plot_data, render_png
 from loopml.training._splits import Split, make_splits
 
+FoldCallback = Callable[[int, dict[str, float]], None]
+
+
+class StopTraining(Exception):
+    """Raised by an ``on_fold`` callback to stop training early (e.g. a pruned trial)."""
+
 
 @dataclass
 class TrainResult:
@@ -120,6 +126,7 @@ def train(
     experiment: str | None = None,
     run_name: str | None = None,
     parent: Run | None = None,
+    on_fold: FoldCallback | None = None,
     workspace: Workspace | None = None,
 ) -> TrainResult:
     """Train ``model`` to predict ``target`` from a dataset, evaluate it, and track the run.
@@ -139,6 +146,8 @@ def train(
     metrics : extra metrics, name -> callable(y_true, y_pred).
     slice_by : a column to report metrics per value of.
     experiment : the run's experiment (default: the dataset's name, else "default").
+    on_fold : called with (fold index, metrics so far) after each evaluation fold; raising
+        :class:`StopTraining` ends the run KILLED (how ``tune`` prunes trials).
 
     Examples
     --------
@@ -176,12 +185,17 @@ def train(
             run.log_input(dv)
         run.log_params(_run_params(pipeline, estimator, plan, task, seed, target, dv, columns))
         run.set_tags({"task": task, "model": type(estimator).__name__})
-        model_fitted = _fit(clone(pipeline), X, y)
         oof: dict[str, Any] = {}
         if task == "clustering":
+            model_fitted = _fit(clone(pipeline), X, y)
             scores = _cluster_scores(model_fitted, X, metrics)
         else:
-            oof = _fit_folds(pipeline, X, y, folds, task)
+            try:
+                oof = _fit_folds(pipeline, X, y, folds, task, on_fold)
+            except StopTraining as stop:
+                run.end("KILLED", error=f"stopped early: {stop}")
+                raise
+            model_fitted = _fit(clone(pipeline), X, y)  # refit on every row
             scores = evaluate(
                 task,
                 oof["y"],
@@ -249,8 +263,13 @@ def _fit_folds(
     y: pd.Series | None,
     folds: list[tuple[np.ndarray, np.ndarray]],
     task: Task,
+    on_fold: FoldCallback | None = None,
 ) -> dict[str, Any]:
-    """Out-of-fold predictions (holdout: the test rows only)."""
+    """Out-of-fold predictions (holdout: the test rows only).
+
+    ``on_fold(i, metrics of the folds so far)`` runs after each fold; it may raise
+    :class:`StopTraining`.
+    """
     test_rows = np.concatenate([test for _, test in folds])
     preds: list[Any] = []
     probas: list[np.ndarray] = []
@@ -262,6 +281,18 @@ def _fit_folds(
         if task in ("binary", "multiclass") and hasattr(fitted, "predict_proba"):
             proba = fitted.predict_proba(X.iloc[test_idx])
             probas.append(_align(proba, list(fitted.classes_), labels or []))
+        if on_fold is not None and y is not None:
+            seen = np.concatenate([test for _, test in folds[: len(preds)]])
+            on_fold(
+                len(preds) - 1,
+                evaluate(
+                    task,
+                    y.iloc[seen].to_numpy(),
+                    np.concatenate(preds),
+                    np.concatenate(probas) if probas else None,
+                    labels=labels,
+                ),
+            )
     out: dict[str, Any] = {"rows": test_rows, "pred": np.concatenate(preds)}
     if probas:
         out["proba"], out["labels"] = np.concatenate(probas), labels

@@ -29,7 +29,7 @@ from loopml.store import Workspace, default_workspace
 from loopml.tracking import start_run
 from loopml.training._compare import better
 from loopml.training._space import grid, load_space, suggest
-from loopml.training._train import TrainResult, train
+from loopml.training._train import StopTraining, TrainResult, train
 
 Strategy = Literal["tpe", "random", "grid"]
 DEFAULT_METRIC = {
@@ -93,6 +93,7 @@ def tune(
     params: Mapping[str, Any] | None = None,
     split: Any = "holdout",
     n_jobs: int = 1,
+    pruner: bool = True,
     study_name: str | None = None,
     seed: int = 0,
     experiment: str | None = None,
@@ -111,6 +112,8 @@ def tune(
         already has) and/or seconds for this call.
     metric : what to optimise (default: roc_auc, accuracy, rmse or silhouette by task).
     n_jobs : trials run in parallel threads.
+    pruner : stop a trial early when its score after a fold is below the median of
+        earlier trials at that fold (Optuna's median pruner; with k-fold splits).
     study_name : name of the stored study; the same name resumes it.
     progress : show a progress bar with the best score so far.
     """
@@ -156,6 +159,9 @@ def tune(
         )
         storage = _storage(ws)
         study = optuna.create_study(
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=3)
+            if pruner
+            else optuna.pruners.NopPruner(),
             study_name=study_name,
             storage=storage,
             sampler=sampler,
@@ -175,6 +181,13 @@ def tune(
 
         def objective(trial: optuna.Trial) -> float:
             trial_params = {**(params or {}), **suggest(trial, space)}
+
+            def report(fold: int, so_far: dict[str, float]) -> None:
+                if metric in so_far:
+                    trial.report(so_far[metric], fold)
+                    if trial.should_prune():
+                        raise StopTraining(f"pruned after fold {fold}")
+
             try:
                 result = train(
                     dv,
@@ -186,8 +199,11 @@ def tune(
                     experiment=experiment,
                     run_name=f"trial-{trial.number}",
                     parent=parent,
+                    on_fold=report if pruner else None,
                     workspace=ws,
                 )
+            except StopTraining as stop:
+                raise optuna.TrialPruned(str(stop)) from stop
             except LoopmlError as exc:  # e.g. a hyperparameter combination the model refuses
                 errors.append(exc)
                 raise

@@ -118,3 +118,29 @@ def test_bad_searches(
             workspace=sqlite_ws,
             **kwargs,
         )  # type: ignore[arg-type]
+
+
+def test_bad_trials_are_pruned_after_a_fold(sqlite_ws: Workspace) -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "noise": rng.normal(size=300)})
+    frame["y"] = frame.x > 0.5  # imbalanced: a near-constant model predicts the majority
+    # C tiny -> a near-constant model, pruned at its first fold against good earlier trials
+    space = {"C": [10.0, 5.0, 1.0, 1e-6]}
+    result = tune(
+        frame,
+        "y",
+        model="linear",
+        search_space=space,
+        strategy="grid",
+        seed=5,  # the grid order puts C=1e-6 last, after the pruner's 3 startup trials
+        n_trials=4,
+        split="kfold",
+        metric="accuracy",
+        workspace=sqlite_ws,
+    )
+    board = result.leaderboard.set_index("params.C")
+    assert board.loc[1e-6, "trial"] == 3, "grid order changed: pick a seed that runs 1e-6 last"
+    assert board.loc[1e-6, "state"] == "PRUNED"
+    assert (board.drop(index=1e-6)["state"] == "COMPLETE").all()
+    killed = search_runs(sqlite_ws, "default", "attributes.status = 'KILLED'")
+    assert len(killed) == 1
