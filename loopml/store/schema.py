@@ -209,3 +209,98 @@ validation_reports = sa.Table(
     ),
     sa.Index(None, "dataset", "version"),
 )
+
+# Serving: a deployment is an endpoint name bound to a primary model version reference
+# (``@production`` or ``3``) and a traffic policy towards an optional candidate.
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("model", NAME, nullable=False),
+    sa.Column("primary_ref", sa.String(64), nullable=False),
+    sa.Column("policy", sa.String(16), nullable=False),  # single | shadow | canary | ab
+    sa.Column("candidate_ref", sa.String(64)),
+    sa.Column("traffic", sa.Double),  # share of requests sent to the candidate (canary, ab)
+    sa.Column("sticky_key", NAME),  # request field hashed for sticky A/B assignment
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# Prediction logs and feedback labels are Parquet blobs, one per flush, indexed here by
+# deployment and hour so a time window is read without listing the blob store.
+log_partitions = sa.Table(
+    "log_partitions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("deployment", NAME, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # predictions | feedback
+    sa.Column("hour", sa.BigInteger, nullable=False),  # start of the hour, ms since epoch
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("num_rows", sa.Integer, nullable=False),
+    sa.Column("min_ts", sa.BigInteger, nullable=False),
+    sa.Column("max_ts", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "deployment", "kind", "hour"),
+)
+
+# Monitoring: a monitor watches a deployment against a summarised reference.
+monitors = sa.Table(
+    "monitors",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("deployment", NAME, nullable=False),
+    sa.Column("reference", sa.JSON, nullable=False),  # where the reference came from
+    sa.Column("summary_digest", sa.String(64), nullable=False),  # reference sketch blob
+    sa.Column("config", sa.JSON, nullable=False),  # window, thresholds, alert rules
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+monitor_reports = sa.Table(
+    "monitor_reports",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("monitor", sa.ForeignKey("monitors.name"), nullable=False),
+    sa.Column("window_start", sa.BigInteger),
+    sa.Column("window_end", sa.BigInteger),
+    sa.Column("num_rows", sa.BigInteger, nullable=False),
+    sa.Column("drift_share", sa.Double),
+    sa.Column("summary", sa.JSON, nullable=False),  # headline figures for listing and alerts
+    sa.Column("report_digest", sa.String(64), nullable=False),  # JSON blob
+    sa.Column("html_digest", sa.String(64), nullable=False),  # self-contained HTML blob
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "monitor", "created_at"),
+)
+
+# Alerts: one row per firing episode of a rule; a rule has at most one open (firing) row.
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("source", NAME, nullable=False),  # the monitor (or deployment) it watches
+    sa.Column("rule", sa.String(512), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # firing | resolved
+    sa.Column("value", sa.Double),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("fired_at", sa.BigInteger, nullable=False),
+    sa.Column("resolved_at", sa.BigInteger),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "source", "rule", "state"),
+)
+
+# The loop: every retrain/compare/promote decision with its evidence.
+loop_decisions = sa.Table(
+    "loop_decisions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("deployment", NAME, nullable=False),
+    sa.Column("model", NAME, nullable=False),
+    sa.Column("champion", sa.Integer),
+    sa.Column("challenger", sa.Integer),
+    sa.Column("trigger", sa.String(64), nullable=False),  # alert | schedule | manual
+    sa.Column("decision", sa.String(16), nullable=False),  # promoted | rejected | skipped
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "deployment", "created_at"),
+)

@@ -1,0 +1,1 @@
+"""The closed loop: monitor -> retrain -> challenger -> compare -> shadow -> promote."""

@@ -1,0 +1,1 @@
+"""Monitoring: drift, data quality and performance of served models; alert rules; reports."""
