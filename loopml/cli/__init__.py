@@ -11,10 +11,19 @@ from pathlib import Path
 import typer
 
 from loopml._version import __version__
-from loopml.cli import data, experiments, models, runs, workspace
+from loopml.cli import (
+    data,
+    deploy,
+    experiments,
+    models,
+    predict,
+    predictions,
+    runs,
+    workspace,
+)
 from loopml.cli._common import WorkspaceOption, err_console
 from loopml.cli.quickstart import quickstart
-from loopml.cli.train import train, tune
+from loopml.cli.train import automl, train, tune
 from loopml.errors import LoopmlError
 
 app = typer.Typer(
@@ -47,11 +56,15 @@ app.command("init")(workspace.init)
 app.command("quickstart")(quickstart)
 app.command("train")(train)
 app.command("tune")(tune)
+app.command("automl")(automl)
+app.command("predict")(predict.predict)
 app.add_typer(workspace.store_app, name="store")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
+app.add_typer(deploy.app, name="deploy")
+app.add_typer(predictions.app, name="predictions")
 
 
 def main() -> None:

@@ -141,3 +141,51 @@ def tune(
     if register:
         mv = result.register(register, alias=alias)
         console.print(f"registered {mv.uri}" + (f" as {register}@{alias}" if alias else ""))
+
+
+def automl(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="Dataset version, e.g. churn@3."),
+    target: str = typer.Option(..., "--target", "-t", help="Column to predict."),
+    budget: float = typer.Option(60.0, "--budget", "-b", help="Seconds to search."),
+    metric: str = typer.Option(None, help="Metric to optimise (default by task)."),
+    family: list[str] = typer.Option(
+        None, "--family", "-f", help="Search only these families (repeatable)."
+    ),
+    max_trials: int = typer.Option(None, help="Stop after this many trials."),
+    register: str = typer.Option(None, help="Register the best model under this name."),
+    alias: str = typer.Option(None, help="With --register: point this alias at it."),
+) -> None:
+    """Search model families and their hyperparameters within a time budget."""
+    from loopml.training import automl as run_automl  # scikit-learn loads only when searching
+
+    ws = open_workspace(ctx)
+    result = run_automl(
+        dataset,
+        target,
+        time_budget=budget,
+        metric=metric,
+        families=family or None,
+        max_trials=max_trials,
+        progress=True,
+        workspace=ws,
+    )
+    board = result.leaderboard.head(15)
+    t = table(
+        "family",
+        "trial",
+        "state",
+        result.metric,
+        "seconds",
+        "run",
+        title=f"{result.task}: best {result.metric} {result.best_score:.4f} ({result.best_family})",
+    )
+    for rec in board.to_dict("records"):
+        cells = [rec["family"], rec["trial"], rec["state"], rec[result.metric], rec["seconds"]]
+        t.add_row(*(number(v) for v in cells), str(rec.get("run_id") or "-")[:8])
+    console.print(t)
+    console.print(f"best: {result.best_family} {result.best_params}")
+    console.print(f"automl run id: {result.run_id} · best model's run id: {result.best.run_id}")
+    if register:
+        mv = result.register(register, alias=alias)
+        console.print(f"registered {mv.uri}" + (f" as {register}@{alias}" if alias else ""))

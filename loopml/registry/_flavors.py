@@ -82,7 +82,7 @@ def register_flavor(flavor: Flavor) -> None:
     _flavors[flavor.name] = flavor
 
 
-NATIVE = ("xgboost", "lightgbm", "pipeline")  # flavors defined in loopml.registry._native
+NATIVE = ("xgboost", "lightgbm", "pipeline", "torch")  # registered by loopml.registry._native
 
 
 def _load_native() -> None:

@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from loopml.errors import InvalidInput, MissingDependency, NotFound
 from loopml.registry._flavors import Flavor, register_flavor
+from loopml.registry._torch import TorchFlavor
 
 FLAVOR_FILE = "flavor.json"
 _XGB_CLASSES = ("XGBClassifier", "XGBRegressor")
@@ -326,7 +327,9 @@ class PipelineFlavor:
 
     def __init__(self, final_flavors: Sequence[Flavor] | None = None) -> None:
         self.final_flavors: tuple[Flavor, ...] = (
-            (XGBoostFlavor(), LightGBMFlavor()) if final_flavors is None else tuple(final_flavors)
+            (XGBoostFlavor(), LightGBMFlavor(), TorchFlavor())
+            if final_flavors is None
+            else tuple(final_flavors)
         )
 
     def _final_flavor(self, model: object) -> Flavor | None:
@@ -386,11 +389,11 @@ class PipelineFlavor:
 
 
 def register_native_flavors() -> None:
-    """Register the xgboost, lightgbm and pipeline flavors with the model registry.
+    """Register the xgboost, lightgbm, pipeline and torch flavors with the model registry.
 
     They are registered after the built-in scikit-learn flavor, which would also claim
     these models (they have ``fit`` and ``predict``), so they are tried before it.
-    Calling it again re-registers the same three and changes nothing further.
+    Calling it again re-registers the same four and changes nothing further.
 
     Examples
     --------
@@ -399,7 +402,7 @@ def register_native_flavors() -> None:
     >>> flavor_for(xgboost.XGBClassifier()).name  # doctest: +SKIP
     'xgboost'
     """
-    for flavor in (XGBoostFlavor(), LightGBMFlavor(), PipelineFlavor()):
+    for flavor in (XGBoostFlavor(), LightGBMFlavor(), PipelineFlavor(), TorchFlavor()):
         register_flavor(flavor)
 
 

@@ -1,1 +1,28 @@
 """Model serving: the ASGI app, micro-batching, traffic policies and the prediction log."""
+
+from loopml.serving._batch import BatchResult, predict_file
+from loopml.serving._deployments import (
+    Deployment,
+    delete_deployment,
+    deploy,
+    get_deployment,
+    list_deployments,
+    resolve_version,
+)
+from loopml.serving._predlog import PredictionLogger
+from loopml.serving._predread import labelled_predictions, read_feedback, read_predictions
+
+__all__ = [
+    "BatchResult",
+    "Deployment",
+    "PredictionLogger",
+    "delete_deployment",
+    "deploy",
+    "get_deployment",
+    "labelled_predictions",
+    "list_deployments",
+    "predict_file",
+    "read_feedback",
+    "read_predictions",
+    "resolve_version",
+]

@@ -44,7 +44,7 @@ class StopTraining(Exception):
 class TrainResult:
     """What :func:`train` produced."""
 
-    model: Pipeline
+    model: Pipeline | None  # None when trained with ``refit=False``
     task: Task
     metrics: dict[str, float]
     run_id: str
@@ -52,11 +52,14 @@ class TrainResult:
     target: str | None
     input_example: pd.DataFrame = field(repr=False)
     ws: Workspace = field(repr=False)
+    estimator: str = ""  # the model's class name
 
     def register(
         self, name: str, *, alias: str | None = None, description: str = ""
     ) -> registry.ModelVersion:
         """Register the fitted pipeline as the next version of ``name`` (linked to the run)."""
+        if self.model is None:
+            raise InvalidInput("this model was trained with refit=False: nothing to register")
         flush(self.ws)
         mv = registry.register_model(
             self.ws,
@@ -127,6 +130,8 @@ def train(
     run_name: str | None = None,
     parent: Run | None = None,
     on_fold: FoldCallback | None = None,
+    refit: bool = True,
+    plots: bool = True,
     workspace: Workspace | None = None,
 ) -> TrainResult:
     """Train ``model`` to predict ``target`` from a dataset, evaluate it, and track the run.
@@ -148,6 +153,9 @@ def train(
     experiment : the run's experiment (default: the dataset's name, else "default").
     on_fold : called with (fold index, metrics so far) after each evaluation fold; raising
         :class:`StopTraining` ends the run KILLED (how ``tune`` prunes trials).
+    refit : fit the final model on every row (False: evaluate only; ``result.model`` is
+        None — how searches score trials before refitting the winner).
+    plots : store evaluation plots (PNG + JSON) with the run.
 
     Examples
     --------
@@ -186,6 +194,7 @@ def train(
         run.log_params(_run_params(pipeline, estimator, plan, task, seed, target, dv, columns))
         run.set_tags({"task": task, "model": type(estimator).__name__})
         oof: dict[str, Any] = {}
+        model_fitted: Pipeline | None = None
         if task == "clustering":
             model_fitted = _fit(clone(pipeline), X, y)
             scores = _cluster_scores(model_fitted, X, metrics)
@@ -195,7 +204,8 @@ def train(
             except StopTraining as stop:
                 run.end("KILLED", error=f"stopped early: {stop}")
                 raise
-            model_fitted = _fit(clone(pipeline), X, y)  # refit on every row
+            if refit:
+                model_fitted = _fit(clone(pipeline), X, y)  # refit on every row
             scores = evaluate(
                 task,
                 oof["y"],
@@ -204,7 +214,8 @@ def train(
                 labels=oof.get("labels"),
                 extra=metrics,
             )
-            _log_plots(run, task, oof, model_fitted)
+            if plots:
+                _log_plots(run, task, oof, model_fitted)
         run.log_metrics(scores)
         if slice_by is not None and task != "clustering":
             if slice_by not in frame.columns:
@@ -218,7 +229,15 @@ def train(
             )
         run.log_dict(_environment(seed), "environment.json")
     return TrainResult(
-        model_fitted, task, scores, run.id, dv.ref if dv else None, target, X.head(5), ws
+        model_fitted,
+        task,
+        scores,
+        run.id,
+        dv.ref if dv else None,
+        target,
+        X.head(5),
+        ws,
+        type(estimator).__name__,
     )
 
 
@@ -318,14 +337,14 @@ def _cluster_scores(
     return evaluate("clustering", None, fitted[-1].labels_, extra=extra, X=features)
 
 
-def _log_plots(run: Run, task: Task, oof: dict[str, Any], fitted: Pipeline) -> None:
+def _log_plots(run: Run, task: Task, oof: dict[str, Any], fitted: Pipeline | None) -> None:
     data = plot_data(
         task,
         oof["y"],
         oof["pred"],
         oof.get("proba"),
         labels=oof.get("labels"),
-        feature_importance=_importance(fitted),
+        feature_importance=None if fitted is None else _importance(fitted),
     )
     for name, content in data.items():
         run.log_dict(content, f"plots/{name}.json")

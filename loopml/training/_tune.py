@@ -146,6 +146,8 @@ def tune(
             experiment=experiment,
             run_name="baseline",
             parent=parent,
+            refit=False,
+            plots=False,
             workspace=ws,
         )
         metric = metric or DEFAULT_METRIC[first.task]
@@ -170,7 +172,7 @@ def tune(
         )
         parent.log_params(
             {
-                "model": first.model[-1].__class__.__name__,
+                "model": first.estimator,
                 "strategy": strategy,
                 "metric": metric,
                 "n_trials": n_trials,
@@ -200,6 +202,8 @@ def tune(
                     run_name=f"trial-{trial.number}",
                     parent=parent,
                     on_fold=report if pruner else None,
+                    refit=False,
+                    plots=False,
                     workspace=ws,
                 )
             except StopTraining as stop:
@@ -248,22 +252,20 @@ def tune(
                 else "no trial completed within the budget"
             )
         top = study.best_trial
-        if not best or top.user_attrs.get("run_id") != best["result"].run_id:
-            # the best trial is from an earlier session of this study: refit it here
-            top_params = {**(params or {}), **top.params}
-            refit = train(
-                dv,
-                target,
-                model=model,
-                params=top_params,
-                split=split,
-                seed=seed,
-                experiment=experiment,
-                run_name=f"refit-trial-{top.number}",
-                parent=parent,
-                workspace=ws,
-            )
-            best.update(score=refit.metrics[metric], result=refit, params=top_params)
+        top_params = {**(params or {}), **top.params}
+        refit = train(  # the winner, fitted on every row, with its plots
+            dv,
+            target,
+            model=model,
+            params=top_params,
+            split=split,
+            seed=seed,
+            experiment=experiment,
+            run_name=f"refit-trial-{top.number}",
+            parent=parent,
+            workspace=ws,
+        )
+        best.update(score=refit.metrics[metric], result=refit, params=top_params)
         board = _leaderboard(study, metric)
         parent.log_dict(
             {"metric": metric, "direction": direction, "trials": board.to_dict("records")},

@@ -213,3 +213,19 @@ def test_tune_command(tmp_path: Path) -> None:
     space.write_text("C: {type: float, low: 1, high: 0}\n")
     bad = loopml("tune", "toy@1", "-t", "y", "-m", "linear", "-s", str(space), cwd=home)
     assert bad.returncode == 1 and "low < high" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_automl_command(tmp_path: Path) -> None:
+    home = tmp_path / "proj"
+    with Workspace.init(home) as ws:
+        from loopml import data
+
+        frame = pd.DataFrame({"x": range(80), "y": [i % 3 == 0 for i in range(80)]})
+        data.ingest(frame, name="toy", workspace=ws)
+    args = ("automl", "toy@1", "-t", "y", "-b", "30", "-f", "linear", "--max-trials", "2")
+    out = loopml(*args, "--register", "toy", cwd=home)
+    assert out.returncode == 0, out.stderr
+    assert "binary: best roc_auc" in out.stdout and "models:/toy/1" in out.stdout
+    bad = loopml("automl", "toy@1", "-t", "nope", cwd=home)
+    assert bad.returncode == 1 and "'nope' is not in" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -68,8 +68,8 @@ def test_sklearn_flavor_takes_predictors_only() -> None:
 
 
 def test_unknown_flavor_lists_the_known_ones() -> None:
-    with pytest.raises(NotFound, match="no model flavor 'torch'; known flavors: "):
-        get_flavor("torch")
+    with pytest.raises(NotFound, match="no model flavor 'keras'; known flavors: "):
+        get_flavor("keras")
 
 
 class _DictFlavor:

@@ -51,7 +51,7 @@ def test_tpe_search_tracks_trials_and_resumes(ws: Workspace, churn: data.Dataset
     assert parent.metrics["best_roc_auc"] == pytest.approx(result.best_score)
     assert "best.max_depth" in parent.params
     children = search_runs(ws, "churn", f"attributes.parent_run_id = '{result.run_id}'")
-    assert len(children) == 5  # a baseline and four trials
+    assert len(children) == 6  # a baseline, four trials and the refit of the best
     assert result.study_name == "s1"
     again = tune(
         churn,
