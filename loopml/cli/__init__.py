@@ -12,13 +12,17 @@ import typer
 
 from loopml._version import __version__
 from loopml.cli import (
+    alerts,
     data,
     deploy,
     experiments,
+    loop,
     models,
+    monitor,
     predict,
     predictions,
     runs,
+    serve,
     workspace,
 )
 from loopml.cli._common import WorkspaceOption, err_console
@@ -58,6 +62,7 @@ app.command("train")(train)
 app.command("tune")(tune)
 app.command("automl")(automl)
 app.command("predict")(predict.predict)
+app.command("serve")(serve.serve)
 app.add_typer(workspace.store_app, name="store")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
@@ -65,6 +70,9 @@ app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(predictions.app, name="predictions")
+app.add_typer(monitor.app, name="monitor")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(loop.app, name="loop")
 
 
 def main() -> None:

@@ -1,122 +1,177 @@
-"""``loopml quickstart``: a first tour of the loop on a small dataset bundled with scikit-learn.
+"""``loopml quickstart``: the whole loop on a generated churn dataset, in about a minute.
 
-Creates (or reuses) a workspace, tunes a logistic regression over a few values of ``C`` as
-nested runs, registers the best model, points the ``production`` alias at it, loads it back
-through its URI and scores the held-out rows, then prints where to look next.
+Generates customers of a first half-year and of a later quarter that drifts; ingests and
+validates the first, tunes and registers a model, deploys it, starts ``loopml serve``,
+sends the later customers as traffic (with their true labels as feedback), lets a monitor
+find the drift, retrains a challenger from the champion's recipe, compares both on fresh
+rows, shadows it, promotes it — the server switches version without a failed request —
+and prints where everything is. The server is shut down at the end.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import typer
 
-from loopml import api, data
 from loopml.cli._common import console
-from loopml.settings import CONFIG_FILE
+from loopml.cli._demo_server import DemoServer, wait_for
+from loopml.errors import InvalidInput
 from loopml.store import Workspace
-from loopml.tracking import start_run
 
-MODEL = "breast-cancer"
-GRID_C = (0.01, 0.1, 1.0, 10.0)
+MARKER = ".loopml-quickstart"  # a folder the quickstart made, and may make again
+DEPLOYMENT = MONITOR = "churn"
+DROP = ["customer_id", "event_time"]  # not features: an id and a timestamp
+
+
+def _fresh_workspace(directory: Path) -> Workspace:
+    if (directory / MARKER).is_file():
+        shutil.rmtree(directory)
+    elif directory.exists() and any(directory.iterdir()):
+        raise InvalidInput(f"{directory} exists and was not made by the quickstart; use --dir")
+    ws = Workspace.init(directory)
+    (directory / MARKER).touch()
+    return ws
 
 
 def quickstart(
     directory: Path = typer.Option(Path("loopml-demo"), "--dir", help="Workspace folder."),
-    seed: int = typer.Option(0, help="Random seed of the data split."),
+    traffic: int = typer.Option(1000, help="Requests from the drifted period."),
 ) -> None:
-    """Train, track, register and load a model in a demo workspace (a few seconds)."""
-    # scikit-learn is imported here, not at the top, so that every other command starts fast
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """Run the whole loop in a demo workspace: data → model → server → drift → retrain → promote."""
+    # scikit-learn and friends load here, not at the top, so other commands start fast
+    from loopml import data, loop, monitoring, registry, serving
+    from loopml.training import tune
 
+    if traffic < 200:
+        raise InvalidInput("--traffic must be at least 200 requests")
     started = time.perf_counter()
-    fresh = not (directory / CONFIG_FILE).is_file()
-    ws = Workspace.init(directory) if fresh else Workspace.open(directory)
-    with ws:
-        console.print(f"[bold]1.[/] workspace {'created' if fresh else 'reused'}: {ws.home}")
-        raw = load_breast_cancer(as_frame=True).frame
-        dv = data.ingest(raw, name="breast-cancer", workspace=ws)
-        frame = dv.to_pandas()
-        X, y = frame.drop(columns=["target"]), frame["target"]
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=0.25, stratify=y, random_state=seed
+    step = iter(range(1, 20))
+
+    def say(text: str) -> None:
+        console.print(f"[bold]{next(step)}.[/] {text}", highlight=False)
+
+    with _fresh_workspace(directory) as ws:
+        home = ws.home
+        assert home is not None
+        say(f"workspace {home}")
+
+        before = data.demo_churn(4000, period="before")
+        later = data.demo_churn(traffic + 300, period="after")
+        csv = home / "data" / "churn-2026H1.csv"
+        csv.parent.mkdir()
+        before.to_csv(csv, index=False)
+        dv = data.ingest(csv, name="churn", workspace=ws)
+        suite = data.suggest_suite(dv.profile, name="churn")
+        checked = data.validate(dv, suite, on_fail="raise", workspace=ws)
+        say(
+            f"data: generated {len(before):,} customers (Jan-Jun 2026) → {csv.name} → "
+            f"ingested {dv.ref}; validated by {len(suite.checks)} checks: "
+            f"{'passed' if checked.passed else 'FAILED'}"
         )
-        X_fit, X_val, y_fit, y_val = train_test_split(
-            X_train, y_train, test_size=0.25, stratify=y_train, random_state=seed
+
+        search = tune(
+            dv,
+            "churned",
+            model="linear",
+            search_space={"C": {"type": "float", "low": 0.01, "high": 10.0, "log": True}},
+            n_trials=6,
+            split="stratified",
+            drop=DROP,
+            experiment="churn",
+            workspace=ws,
         )
+        champion = search.register("churn", alias="production")
+        say(
+            f"tuned a logistic regression (6 trials, 5-fold ROC AUC "
+            f"{search.best_score:.3f}) → registered {champion.uri} as churn@production"
+        )
+
+        serving.deploy(ws, DEPLOYMENT, model="churn", primary="@production")
+        monitoring.create_monitor(ws, MONITOR, DEPLOYMENT, rules=["drift_share > 0.3"])
+        say("deployed churn (primary @production) with a monitor: alert when drift_share > 0.3")
+
+        with DemoServer(home, DEPLOYMENT) as server:
+            say(f"server up: {server.url} (OpenAPI at {server.url}/openapi.json)")
+
+            rows = later.iloc[:traffic]
+            ids = rows["customer_id"].tolist()
+            features = rows.drop(columns=[*DROP, "churned"])
+            server.predict(DEPLOYMENT, features, ids)
+            server.feedback(DEPLOYMENT, ids, rows["churned"].tolist())
+            wait_for(
+                "the prediction log",
+                lambda: (
+                    len(serving.labelled_predictions(ws, DEPLOYMENT, only_labelled=True)) >= traffic
+                ),
+            )
+            say(
+                f"sent {traffic:,} requests from Jul-Sep 2026 (fees up, support calls up, "
+                "PayPal and the west growing) and their true labels as feedback"
+            )
+
+            check = monitoring.check_monitor(ws, MONITOR)
+            html = home / "reports" / f"drift-{check.report_id}.html"
+            html.parent.mkdir(exist_ok=True)
+            html.write_text(monitoring.report_html(ws, check.report_id), "utf-8")
+            drifted = check.drift.drifted_columns if check.drift else []
+            alerts = ", ".join(a.rule for a in check.fired) or "none"
+            say(
+                f"monitor: drift share {check.metrics.get('drift_share', 0):.2f} "
+                f"({', '.join(drifted)}); accuracy on labelled traffic "
+                f"{check.metrics.get('accuracy', float('nan')):.3f}; alert firing: {alerts}"
+            )
+
+            policy = loop.Policy(DEPLOYMENT, monitor=MONITOR, shadow_requests=200)
+            decision = loop.run_once(ws, policy)
+            comparison = decision.evidence.get("comparison", {})
+            say(f"loop: {decision.decision} — {decision.reason}")
+            if decision.decision != "shadowing":
+                raise InvalidInput(f"quickstart: expected a challenger to shadow: {decision}")
+
+            wait_for(
+                "the server to pick up the shadow",
+                lambda: server.get(f"/v1/models/{DEPLOYMENT}")[1].get("policy") == "shadow",
+            )
+            shadow_rows = later.iloc[traffic:]
+            server.predict(
+                DEPLOYMENT,
+                shadow_rows.drop(columns=[*DROP, "churned"]),
+                shadow_rows["customer_id"].tolist(),
+            )
+            wait_for(
+                "the shadow's predictions in the log",
+                lambda: len(serving.read_predictions(ws, DEPLOYMENT, role="shadow")) >= 200,
+            )
+            final = loop.run_once(ws, policy)
+            say(f"loop: {final.decision} — {final.reason}")
+
+            production = registry.get_model_version(ws, "models:/churn@production")
+            sample = later.drop(columns=[*DROP, "churned"]).head(1)
+            wait_for(
+                "the server to switch version",
+                lambda: server.predict(DEPLOYMENT, sample, ["check"])[0] == production.version,
+            )
+            say(
+                f"production is now {production.uri}; the server switched to it without "
+                "a restart (and without a failed request)"
+            )
+
+    console.print(f"\nDone in {time.perf_counter() - started:.0f} s; the server is stopped.")
+    if comparison:
         console.print(
-            f"[bold]2.[/] data: ingested {dv.ref} ({dv.num_rows} rows x {X.shape[1]} "
-            f"features, profiled); {len(X_train)} rows to train, {len(X_test)} held out"
+            f"Champion vs challenger on {comparison['rows']} fresh rows: "
+            f"{comparison['metric']} {comparison['champion']:.3f} → "
+            f"{comparison['challenger']:.3f}"
         )
-
-        with start_run("quickstart", name="tune-logreg", workspace=ws) as parent:
-            parent.log_input(dv)
-            parent.log_params(
-                {
-                    "dataset": dv.ref,
-                    "seed": seed,
-                    "grid.C": list(GRID_C),
-                }
-            )
-            best: tuple[float, float, object] | None = None
-            for c in GRID_C:
-                with start_run("quickstart", name=f"C={c}", nested=True, workspace=ws) as trial:
-                    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
-                    model.fit(X_fit, y_fit)
-                    proba = model.predict_proba(X_val)[:, 1]
-                    auc = float(roc_auc_score(y_val, proba))
-                    trial.log_params({"model": "logistic_regression", "C": c})
-                    trial.log_metrics({"val_auc": auc, "val_log_loss": log_loss(y_val, proba)})
-                    if best is None or auc > best[0]:
-                        best = (auc, c, model)
-            assert best is not None
-            best_auc, best_c, _ = best
-            console.print(
-                f"[bold]3.[/] tuned C over {list(GRID_C)} as {len(GRID_C)} nested "
-                f"runs: best C={best_c} (validation AUC {best_auc:.4f})"
-            )
-
-            final = make_pipeline(StandardScaler(), LogisticRegression(C=best_c, max_iter=500))
-            final.fit(X_train, y_train)
-            proba = final.predict_proba(X_test)[:, 1]
-            parent.log_params({"best.C": best_c})
-            parent.log_metrics(
-                {
-                    "test_auc": float(roc_auc_score(y_test, proba)),
-                    "test_accuracy": float(accuracy_score(y_test, proba > 0.5)),
-                }
-            )
-            mv = api.register_model(
-                final, MODEL, run=parent, input_example=X_train.head(), workspace=ws
-            )
-        api.set_alias(MODEL, "production", mv.version, workspace=ws)
-        console.print(
-            f"[bold]4.[/] registered {mv.uri} from run {parent.id[:8]} and set alias "
-            f"[bold]production[/] -> version {mv.version}"
-        )
-
-        served = api.load_model(f"models:/{MODEL}@production", workspace=ws)
-        accuracy = accuracy_score(y_test, served.predict(X_test))
-        console.print(
-            f"[bold]5.[/] loaded models:/{MODEL}@production and scored "
-            f"{len(X_test)} held-out rows: accuracy {accuracy:.4f}"
-        )
-        console.print("[bold]6.[/] lineage:")
-        for edge in api.lineage(f"models:/{MODEL}@production", workspace=ws):
-            console.print(f"     {edge}")
-
-    console.print(f"\nDone in {time.perf_counter() - started:.1f} s. Look around:")
+    console.print(f"Drift report: {html}")
     for cmd in (
-        "loopml data show breast-cancer",
+        "loopml models show churn@production",
+        "loopml loop history churn --evidence",
+        "loopml monitor reports churn",
+        "loopml predictions tail churn",
         "loopml runs list",
-        f"loopml runs show {parent.id[:8]}",
-        "loopml models list",
-        f"loopml models show {MODEL}@production",
     ):
         console.print(f"  cd {directory} && {cmd}")

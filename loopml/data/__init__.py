@@ -31,6 +31,7 @@ from loopml.data._datasets import (
     resolve,
     set_alias,
 )
+from loopml.data._demo import demo_churn
 from loopml.data._diff import DatasetDiff, diff
 from loopml.data._drift_checks import MeanWithin, NoNewCategories, QuantileWithin, StdWithin
 from loopml.data._profile import profile_table
@@ -68,6 +69,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "demo_churn",
     "SQL",
     "CheckResult",
     "ColumnExists",

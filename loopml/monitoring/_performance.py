@@ -22,7 +22,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from loopml.errors import InvalidInput
-from loopml.training import evaluate, infer_task
 
 
 @dataclass(frozen=True)
@@ -98,6 +97,8 @@ def performance_report(
         As :func:`loopml.training.evaluate`; or a bad window, timestamps of the wrong
         length, ``window`` and ``freq`` both given.
     """
+    from loopml.training import infer_task  # loaded on use: keeps the CLI quick to start
+
     checked = infer_task(y_true) if task is None else task
     if checked == "clustering":
         raise InvalidInput("performance needs labels: task 'clustering' is not supported")
@@ -108,7 +109,7 @@ def performance_report(
             labels = sorted(seen.tolist())
         except TypeError:
             labels = list(seen)
-    overall = evaluate(checked, y_true, y_pred, proba, labels=labels)
+    overall = _score(checked, y_true, y_pred, proba, np.arange(len(y)), labels)
     windows = [
         WindowPerformance(
             start, end, len(rows), _score(checked, y_true, y_pred, proba, rows, labels)
@@ -121,6 +122,8 @@ def performance_report(
 def _score(
     task: str, y_true: Any, y_pred: Any, proba: Any, rows: npt.NDArray[np.intp], labels: Any
 ) -> dict[str, float]:
+    from loopml.training import evaluate
+
     p = None if proba is None else np.asarray(proba)[rows]
     return evaluate(task, np.asarray(y_true)[rows], np.asarray(y_pred)[rows], p, labels=labels)
 

@@ -27,8 +27,6 @@ from collections.abc import Mapping
 from typing import Final, Literal
 
 import numpy as np
-from scipy import stats
-from scipy.spatial.distance import jensenshannon as _js
 
 from loopml.monitoring._summary import ColumnSummary, Floats, Kind
 
@@ -46,6 +44,8 @@ _DECILES: Final = np.linspace(0.1, 0.9, 9)
 
 
 def _ks(ref: ColumnSummary, cur: Floats) -> tuple[float, float]:
+    from scipy import stats  # imported when a test runs: scipy is slow to load
+
     if ref.values is not None:
         res = stats.ks_2samp(ref.values, cur)
         return float(res.statistic), float(res.pvalue)
@@ -58,6 +58,8 @@ def _ks(ref: ColumnSummary, cur: Floats) -> tuple[float, float]:
 
 
 def _wasserstein(ref: ColumnSummary, cur: Floats) -> float:
+    from scipy import stats  # imported when a test runs: scipy is slow to load
+
     if ref.values is not None:
         w = float(stats.wasserstein_distance(ref.values, cur))
     else:
@@ -122,6 +124,8 @@ def _psi(r: Floats, c: Floats) -> float:
 
 
 def _chi2(r: Floats, c: Floats) -> tuple[float, float]:
+    from scipy import stats  # imported when a test runs: scipy is slow to load
+
     keep = (r + c) > 0
     if keep.sum() < 2:
         return 0.0, 1.0
@@ -136,6 +140,8 @@ def run_test(
 
     ``cur`` is the sorted finite values of a numeric column, or level -> count.
     """
+    from scipy.spatial.distance import jensenshannon as _js
+
     if ref.kind == "numeric":
         assert isinstance(cur, np.ndarray)
         if test == "ks":

@@ -1,6 +1,8 @@
 """Model serving: the ASGI app, micro-batching, traffic policies and the prediction log."""
 
+from loopml.serving._app import create_app
 from loopml.serving._batch import BatchResult, predict_file
+from loopml.serving._batcher import BatchConfig
 from loopml.serving._deployments import (
     Deployment,
     delete_deployment,
@@ -9,13 +11,18 @@ from loopml.serving._deployments import (
     list_deployments,
     resolve_version,
 )
+from loopml.serving._pool import ServeConfig
 from loopml.serving._predlog import PredictionLogger
 from loopml.serving._predread import labelled_predictions, read_feedback, read_predictions
+from loopml.serving._server import serve
 
 __all__ = [
+    "BatchConfig",
     "BatchResult",
     "Deployment",
     "PredictionLogger",
+    "ServeConfig",
+    "create_app",
     "delete_deployment",
     "deploy",
     "get_deployment",
@@ -25,4 +32,5 @@ __all__ = [
     "read_feedback",
     "read_predictions",
     "resolve_version",
+    "serve",
 ]

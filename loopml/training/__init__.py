@@ -4,7 +4,13 @@ everything in a run, ``tune``, hyperparameter search with a child run per trial,
 ``automl``, a time-budgeted search across model families."""
 
 from loopml.training._automl import AutoMLResult, automl, default_space
-from loopml.training._compare import BootstrapResult, McNemarResult, mcnemar, paired_bootstrap
+from loopml.training._compare import (
+    BootstrapResult,
+    McNemarResult,
+    better,
+    mcnemar,
+    paired_bootstrap,
+)
 from loopml.training._families import FAMILIES, build_estimator
 from loopml.training._metrics import Task, evaluate, infer_task, sliced
 from loopml.training._plots import plot_data, render_png
@@ -25,6 +31,7 @@ __all__ = [
     "TrainResult",
     "TuneResult",
     "automl",
+    "better",
     "build_estimator",
     "default_space",
     "evaluate",

@@ -121,6 +121,7 @@ def automl(
     metric: str | None = None,
     families: Sequence[str] | None = None,
     split: Any = None,
+    drop: Sequence[str] = (),
     max_trials: int | None = None,
     seed: int = 0,
     experiment: str | None = None,
@@ -139,6 +140,7 @@ def automl(
         random_forest — those whose library is installed).
     split : how trials are scored (default: 5-fold, stratified for classifiers; a 20 %
         holdout above 50,000 rows).
+    drop : columns not to use as features (ids, timestamps...).
     max_trials : stop after this many trials even if time is left.
 
     Examples
@@ -207,6 +209,7 @@ def automl(
                     model=family.name,
                     params={**fixed.get(family.name, {}), **params},
                     split=split,
+                    drop=drop,
                     task=task,
                     seed=seed,
                     experiment=experiment,
@@ -292,6 +295,7 @@ def automl(
             model=winner.name,
             params={**fixed.get(winner.name, {}), **winner.best_params},
             split=split,
+            drop=drop,
             task=task,
             seed=seed,
             experiment=experiment,

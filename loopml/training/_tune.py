@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -92,6 +92,7 @@ def tune(
     metric: str | None = None,
     params: Mapping[str, Any] | None = None,
     split: Any = "holdout",
+    drop: Sequence[str] = (),
     n_jobs: int = 1,
     pruner: bool = True,
     study_name: str | None = None,
@@ -104,7 +105,7 @@ def tune(
 
     Parameters
     ----------
-    dataset, target, model, split : as for :func:`loopml.training.train`.
+    dataset, target, model, split, drop : as for :func:`loopml.training.train`.
     search_space : hyperparameters to search (mapping, YAML file or YAML text; see
         :mod:`loopml.training._space`); ``params`` are fixed ones.
     strategy : ``tpe`` (default), ``random`` or ``grid``.
@@ -142,6 +143,7 @@ def tune(
             model=model,
             params=params,
             split=split,
+            drop=drop,
             seed=seed,
             experiment=experiment,
             run_name="baseline",
@@ -197,6 +199,7 @@ def tune(
                     model=model,
                     params=trial_params,
                     split=split,
+                    drop=drop,
                     seed=seed,
                     experiment=experiment,
                     run_name=f"trial-{trial.number}",
@@ -259,6 +262,7 @@ def tune(
             model=model,
             params=top_params,
             split=split,
+            drop=drop,
             seed=seed,
             experiment=experiment,
             run_name=f"refit-trial-{top.number}",

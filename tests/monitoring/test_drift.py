@@ -23,6 +23,12 @@ def test_public_surface() -> None:
         "ColumnDrift", "ColumnSummary", "DriftReport", "PerformanceReport", "QualityIssue",
         "QualityReport", "ReferenceSummary", "WindowPerformance", "drift_report",
         "estimate_performance", "performance_report", "quality_report",
+        # monitors and alerts
+        "ESTIMATED_METRICS", "METRICS", "PERFORMANCE_METRICS", "Alert", "AlertEvent",
+        "CallbackNotifier", "LogNotifier", "Monitor", "MonitorCheck", "MonitorReport", "Notifier",
+        "Rule", "RuleResult", "WebhookNotifier", "check_monitor", "create_monitor",
+        "delete_monitor", "get_monitor", "get_report", "list_alerts", "list_monitors",
+        "list_reports", "parse_rule", "report_html",
     }  # fmt: skip
 
 
