@@ -48,27 +48,38 @@ def _repeat(value: Any, n: int, type_: pa.DataType) -> pa.Array:
     return pa.array(np.full(n, value, dtype=object), type_) if n else pa.array([], type_)
 
 
-def _prediction_table(e: _Entry) -> pa.Table:
-    model, version, role, request_ids, inputs, predictions, proba, classes, latency = e.payload
-    n = e.rows
+def _prediction_table(entries: list[_Entry]) -> pa.Table:
+    """One table of batches that share model, version, role, input columns and classes."""
+    first = entries[0].payload
+    model, version, role, classes = first[0], first[1], first[2], first[7]
+    counts = [e.rows for e in entries]
+    n = sum(counts)
     cols: dict[str, pa.Array] = {
-        "request_id": pa.array(request_ids, pa.string()),
-        "ts": pa.array(np.full(n, e.ts, dtype=np.int64), TS_TYPE),
-        "deployment": _repeat(e.deployment, n, pa.string()),
+        "request_id": pa.array([r for e in entries for r in e.payload[3]], pa.string()),
+        "ts": pa.array(np.repeat(np.array([e.ts for e in entries], np.int64), counts), TS_TYPE),
+        "deployment": _repeat(entries[0].deployment, n, pa.string()),
         "model": _repeat(model, n, pa.string()),
         "version": pa.array(np.full(n, version, dtype=np.int32)),
         "role": _repeat(role, n, pa.string()),
-        "latency_ms": pa.array(np.full(n, latency, dtype=np.float64)),
+        "latency_ms": pa.array(np.repeat(np.array([e.payload[8] for e in entries], float), counts)),
     }
-    frame = pa.Table.from_pandas(inputs, preserve_index=False)
+    inputs = [e.payload[4] for e in entries]
+    frame = pa.Table.from_pandas(
+        inputs[0] if len(inputs) == 1 else pd.concat(inputs, ignore_index=True),
+        preserve_index=False,
+    )
     for name, column in zip(frame.column_names, frame.columns, strict=True):
         cols[f"input.{name}"] = column.combine_chunks()
-    values = np.asarray(predictions)
-    if values.ndim == 2 and values.shape[1] == 1:
-        values = values[:, 0]
+    parts = []
+    for e in entries:
+        values = np.asarray(e.payload[5])
+        parts.append(values[:, 0] if values.ndim == 2 and values.shape[1] == 1 else values)
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if len(values) != n:
+        raise ValueError(f"{len(values)} predictions for {n} rows")
     cols["prediction"] = pa.array(values if values.ndim == 1 else list(values))
-    if proba is not None:
-        p = np.asarray(proba, dtype=np.float64)
+    if first[6] is not None:
+        p = np.vstack([np.asarray(e.payload[6], dtype=np.float64) for e in entries])
         labels = list(classes) if classes is not None else list(range(p.shape[1]))
         if p.ndim != 2 or p.shape != (n, len(labels)):
             raise ValueError(
@@ -79,15 +90,42 @@ def _prediction_table(e: _Entry) -> pa.Table:
     return pa.table(cols)
 
 
-def _feedback_table(e: _Entry) -> pa.Table:
-    request_ids, labels = e.payload
+def _feedback_table(entries: list[_Entry]) -> pa.Table:
+    counts = [e.rows for e in entries]
+    labels = [label for e in entries for label in e.payload[1]]
     return pa.table(
         {
-            "request_id": pa.array(request_ids, pa.string()),
-            "ts": pa.array(np.full(e.rows, e.ts, dtype=np.int64), TS_TYPE),
+            "request_id": pa.array([r for e in entries for r in e.payload[0]], pa.string()),
+            "ts": pa.array(np.repeat(np.array([e.ts for e in entries], np.int64), counts), TS_TYPE),
             "label": labels,
         }
     )
+
+
+def _same_shape(e: _Entry) -> tuple[Any, ...]:
+    """What batches must share to become one table in one step."""
+    if e.kind == "feedback":
+        return ()
+    model, version, role, _, inputs, _, proba, classes, _ = e.payload
+    dtypes = tuple(zip(inputs.columns, map(str, inputs.dtypes), strict=True))
+    return (model, version, role, dtypes, proba is None, tuple(classes or ()))
+
+
+def _tables(entries: list[_Entry]) -> list[tuple[pa.Table, list[_Entry]]]:
+    """Arrow tables of ``entries`` (one per shape); raises only for a single bad batch."""
+    build = _prediction_table if entries[0].kind == "predictions" else _feedback_table
+    shapes: dict[tuple[Any, ...], list[_Entry]] = {}
+    for e in entries:
+        shapes.setdefault(_same_shape(e), []).append(e)
+    out = []
+    for group in shapes.values():
+        try:
+            out.append((build(group), group))
+        except Exception:
+            if len(group) == 1:
+                raise
+            out.extend((build([e]), [e]) for e in group)  # find the bad batch below
+    return out
 
 
 class PredictionLogger:
@@ -248,19 +286,13 @@ class PredictionLogger:
                 groups.setdefault((e.deployment, e.kind, e.ts - e.ts % HOUR_MS), []).append(e)
             written, retry, lost = 0, [], 0
             for (deployment, kind, hour), entries in groups.items():
-                tables, converted = [], []
-                for e in entries:
-                    try:
-                        build = _prediction_table if e.kind == "predictions" else _feedback_table
-                        tables.append(build(e))
-                        converted.append(e)
-                    except Exception as exc:  # a batch Arrow cannot hold: drop it, report
-                        lost += e.rows
-                        self._report(f"{deployment}: {e.rows} {kind} rows not loggable: {exc}")
-                if not tables:
+                pieces = self._convert(entries)
+                converted = [e for _, part in pieces for e in part]
+                lost += sum(e.rows for e in entries) - sum(e.rows for e in converted)
+                if not pieces:
                     continue
                 try:
-                    self._write(deployment, kind, hour, tables, converted)
+                    self._write(deployment, kind, hour, pieces)
                     written += sum(e.rows for e in converted)
                 except Exception as exc:  # the store failed: keep the rows for the next flush
                     self.write_errors += 1
@@ -273,19 +305,35 @@ class PredictionLogger:
                 self.written += written
             return written
 
+    def _convert(self, entries: list[_Entry]) -> list[tuple[pa.Table, list[_Entry]]]:
+        """Tables of ``entries``, batch by batch only where one will not convert (dropped
+        and reported: a batch Arrow cannot hold)."""
+        try:
+            return _tables(entries)
+        except Exception:
+            out = []
+            for e in entries:
+                try:
+                    out.extend(_tables([e]))
+                except Exception as exc:
+                    self._report(f"{e.deployment}: {e.rows} {e.kind} rows not loggable: {exc}")
+            return out
+
     def _report(self, message: str) -> None:
         self.last_error = message
         log.warning("prediction log: %s", message)
 
     def _write(
-        self, deployment: str, kind: str, hour: int, tables: list[pa.Table], entries: list[_Entry]
+        self, deployment: str, kind: str, hour: int, pieces: list[tuple[pa.Table, list[_Entry]]]
     ) -> None:
         try:
-            parts = [pa.concat_tables(tables, promote_options="permissive")]
+            tables = [pa.concat_tables([t for t, _ in pieces], promote_options="permissive")]
+            parts = [[e for _, part in pieces for e in part]]
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # clashing column types: one file each
-            parts = tables
+            tables, parts = [t for t, _ in pieces], [part for _, part in pieces]
         rows = []
-        for table, (lo, hi) in zip(parts, _ranges(parts, entries), strict=True):
+        for table, part in zip(tables, parts, strict=True):
+            lo, hi = min(e.ts for e in part), max(e.ts for e in part)
             sink = pa.BufferOutputStream()
             pq.write_table(table, sink, compression="zstd")
             digest = self.ws.blobs.put_bytes(sink.getvalue().to_pybytes())
@@ -313,13 +361,6 @@ class PredictionLogger:
         if thread is not None:
             thread.join()
         self.flush()
-
-
-def _ranges(parts: list[pa.Table], entries: list[_Entry]) -> list[tuple[int, int]]:
-    """(min ts, max ts) of each part: of all entries for one merged table, else per entry."""
-    if len(parts) == 1:
-        return [(min(e.ts for e in entries), max(e.ts for e in entries))]
-    return [(e.ts, e.ts) for e in entries]
 
 
 __all__ = ["HOUR_MS", "TS_TYPE", "Kind", "PredictionLogger"]
