@@ -4,8 +4,10 @@ On scikit-learn's bundled breast_cancer, wine, digits and diabetes, each tool se
 ``--budget`` seconds (default 60) optimising the same metric (ROC AUC for binary, accuracy
 for multiclass, RMSE for regression). Then the configuration each tool chose is scored by
 one shared, independent cross-validation — repeated 5-fold (stratified for classifiers),
-2 repeats, seed 42, folds neither tool searched on — so the comparison is of the models
-found, not of how each tool reports its own score.
+2 repeats, seed 42, folds neither tool searched on — refitting per fold loopml's whole
+pipeline (preprocessing + model) and FLAML's own estimator class with its chosen config
+(which carries FLAML's preprocessing), so the comparison is of the models found, not of
+how each tool reports its own score.
 
 Usage: ``python benchmarks/automl.py [--budget 60] [--datasets breast_cancer wine ...]``
 (FLAML comes with ``pip install -e ".[bench]"``). Writes ``benchmarks/results/automl.json``.
@@ -19,13 +21,15 @@ import logging
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sklearn import datasets
 from sklearn.base import clone
-from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold, cross_val_score
+from sklearn.metrics import accuracy_score, roc_auc_score, root_mean_squared_error
+from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
 from loopml.store import Workspace
 from loopml.training import automl
@@ -45,12 +49,22 @@ METRICS = {
 RESULTS = Path(__file__).parent / "results" / "automl.json"
 
 
-def shared_cv_score(model: Any, X: pd.DataFrame, y: pd.Series, task: str) -> float:
-    """The score both tools are judged by (RMSE reported positive)."""
+def shared_cv_score(make: Callable[[], Any], X: pd.DataFrame, y: pd.Series, task: str) -> float:
+    """The score both tools are judged by: a fresh model from ``make()`` per fold, fitted and
+    scored the same way (RMSE reported positive)."""
     cls = RepeatedKFold if task == "regression" else RepeatedStratifiedKFold
-    cv = cls(n_splits=5, n_repeats=2, random_state=42)
-    scores = cross_val_score(clone(model), X, y, cv=cv, scoring=METRICS[task][2], n_jobs=1)
-    return float(-scores.mean() if task == "regression" else scores.mean())
+    scores = []
+    for fit_rows, test_rows in cls(n_splits=5, n_repeats=2, random_state=42).split(X, y):
+        model = make()
+        model.fit(X.iloc[fit_rows], y.iloc[fit_rows])
+        X_test, y_test = X.iloc[test_rows], y.iloc[test_rows]
+        if task == "binary":
+            scores.append(roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]))
+        elif task == "multiclass":
+            scores.append(accuracy_score(y_test, model.predict(X_test)))
+        else:
+            scores.append(root_mean_squared_error(y_test, model.predict(X_test)))
+    return float(sum(scores) / len(scores))
 
 
 def run_loopml(X: pd.DataFrame, y: pd.Series, task: str, budget: float) -> dict[str, Any]:
@@ -68,7 +82,7 @@ def run_loopml(X: pd.DataFrame, y: pd.Series, task: str, budget: float) -> dict[
         "trials": len(result.leaderboard),
         "best": f"{result.best_family} {result.best_params}",
         "own_score": result.best_score,
-        "model": model,
+        "make": lambda: clone(model),  # the whole pipeline: preprocessing + estimator
     }
 
 
@@ -76,13 +90,14 @@ def run_flaml(X: pd.DataFrame, y: pd.Series, task: str, budget: float) -> dict[s
     from flaml import AutoML  # the bench extra
 
     tool = AutoML()
+    flaml_task = "regression" if task == "regression" else "classification"
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tool.fit(
             X,
             y,
-            task="regression" if task == "regression" else "classification",
+            task=flaml_task,
             metric=METRICS[task][1],
             time_budget=budget,
             seed=0,
@@ -95,7 +110,9 @@ def run_flaml(X: pd.DataFrame, y: pd.Series, task: str, budget: float) -> dict[s
         "trials": len(tool.config_history),
         "best": f"{tool.best_estimator} {tool.best_config}",
         "own_score": float(own),
-        "model": tool.model.estimator,
+        # FLAML's own estimator class with the chosen config (it carries FLAML's
+        # preprocessing, e.g. the scaling its SGD estimator does)
+        "make": lambda: type(tool.model)(task=flaml_task, **tool.best_config),
     }
 
 
@@ -114,7 +131,7 @@ def main() -> None:
             found = run(X, y, task, args.budget)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                found["cv_score"] = shared_cv_score(found.pop("model"), X, y, task)
+                found["cv_score"] = shared_cv_score(found.pop("make"), X, y, task)
             rows.append(
                 {"dataset": name, "task": task, "metric": METRICS[task][0], "tool": tool, **found}
             )

@@ -28,7 +28,7 @@ from loopml.loop._recipe import Recipe, champion_recipe
 from loopml.store import Node, Workspace, add_edge
 from loopml.store.db import now_ms
 from loopml.store.schema import alerts, loop_decisions
-from loopml.training import automl, better, mcnemar, paired_bootstrap, train
+from loopml.training import automl, better, mcnemar, paired_bootstrap, train, tune
 from loopml.training._tune import DEFAULT_METRIC
 
 Outcome = Literal["promoted", "rejected", "shadowing", "recommended", "skipped"]
@@ -45,8 +45,9 @@ class Policy:
     monitor : a monitor of it; its firing alerts trigger retraining.
     when : ``alert`` — retrain only while an alert fires (``always`` without a monitor);
         ``always`` — retrain at every iteration (a schedule).
-    retrain : ``recipe`` — the champion's family and hyperparameters; ``automl`` — a new
-        search across families within ``automl_budget`` seconds.
+    retrain : ``recipe`` — the champion's family and hyperparameters (or, if it won a
+        ``tune`` search, that search again); ``automl`` — a new search across families
+        within ``automl_budget`` seconds.
     feedback : add the deployment's labelled predictions to the training data.
     metric : what decides (default: roc_auc, accuracy or rmse by task).
     margin : how much better the challenger must be (its confidence interval's lower end).
@@ -303,6 +304,22 @@ def _retrain(
             workspace=ws,
         )
         return found.best
+    if recipe.search is not None:  # the champion won a search: run that search again
+        space = recipe.search["space"]
+        return tune(
+            frame,
+            recipe.target,
+            model=recipe.model,
+            search_space=space,
+            strategy=recipe.search["strategy"],
+            n_trials=recipe.search["n_trials"],
+            metric=recipe.search["metric"],
+            params={k: v for k, v in recipe.params.items() if k not in space},
+            split=recipe.split,
+            seed=recipe.seed,
+            experiment=experiment,
+            workspace=ws,
+        ).best
     return train(
         frame,
         recipe.target,

@@ -2,11 +2,14 @@
 
 ``train`` records the model class, every scalar hyperparameter (``model.*``), the target,
 the split and the seed as run params, and lineage links the run to the dataset version it
-read. That is enough to train the same kind of model again on newer data.
+read. That is enough to train the same kind of model again on newer data. When the run is
+a trial of ``tune``, its parent run holds the search space, strategy, metric and number of
+trials, so the search itself can be run again.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -28,6 +31,7 @@ class Recipe:
     task: str
     split: dict[str, Any]
     seed: int
+    search: dict[str, Any] | None = None  # space, strategy, metric, n_trials of its tune run
 
 
 def param_value(text: str) -> Any:
@@ -90,6 +94,16 @@ def champion_recipe(ws: Workspace, mv: registry.ModelVersion) -> Recipe:
     else:
         split["n_splits"] = param_value(params.get("split.n_splits", "5"))
     task = params["task"]
+    search = None
+    if run.parent_id is not None:
+        parent = tracking.get_run(ws, run.parent_id).params
+        if "search_space" in parent:
+            search = {
+                "space": json.loads(parent["search_space"]),
+                "strategy": parent.get("strategy", "tpe"),
+                "metric": parent.get("metric"),
+                "n_trials": int(param_value(parent.get("n_trials", "20"))),
+            }
     return Recipe(
         model=_family_of(params["model"], task),
         params={
@@ -103,4 +117,5 @@ def champion_recipe(ws: Workspace, mv: registry.ModelVersion) -> Recipe:
         task=task,
         split=split,
         seed=int(param_value(params.get("seed", "0"))),
+        search=search,
     )

@@ -145,3 +145,21 @@ def test_a_firing_alert_triggers_retraining(sqlite_ws: Workspace) -> None:
     drifted = run_once(ws, Policy("churn", monitor="churn-drift"))
     assert drifted.trigger == "alert" and drifted.decision == "promoted", drifted.reason
     assert drifted.evidence["monitor"]["alerts"] == ["drift_share > 0.3"]
+
+
+def test_a_champion_from_a_search_is_retrained_by_that_search(sqlite_ws: Workspace) -> None:
+    from loopml.training import tune
+
+    ws = sqlite_ws
+    before = data.demo_churn(2000).drop(columns=["customer_id", "event_time"])
+    dv = data.ingest(before, name="churn", workspace=ws)
+    space = {"C": {"type": "float", "low": 0.01, "high": 10.0, "log": True}}
+    tune(dv, "churned", model="linear", search_space=space, n_trials=3, workspace=ws).register(
+        "churn", alias="production"
+    )
+    serving.deploy(ws, "churn", model="churn", primary="@production")
+    recipe = champion_recipe(ws, registry.get_model_version(ws, "models:/churn@production"))
+    assert recipe.search == {"space": space, "strategy": "tpe", "metric": "roc_auc", "n_trials": 3}
+    _traffic(ws, data.demo_churn(600, period="after", seed=2))
+    decision = run_once(ws, Policy("churn", when="always"))
+    assert decision.decision == "promoted", decision.reason
