@@ -170,3 +170,22 @@ def test_several_models_in_one_server(churn_ws: Workspace, flipped) -> None:
         assert r.status_code == 422 and "?model=" in r.json()["error"]
         ok = c.post("/invocations?model=other", json={"dataframe_records": [ROW]})
         assert ok.json()["predictions"] == b
+
+
+def test_prediction_routes_skip_the_router_only_without_auth(churn_ws: Workspace) -> None:
+    row = {"a": 0.5, "b": -1.0, "c": 2.0}
+    plain = create_app(churn_ws, ["churn@production"], logger=False)
+    guarded = create_app(
+        churn_ws, ["churn@production"], config=ServeConfig(token="s3cret"), logger=False
+    )
+    assert plain.direct and not guarded.direct  # auth middleware must see every request
+    with TestClient(plain) as c:
+        assert c.post("/v1/models/churn/predict", json=[row]).status_code == 200
+        assert c.post("/v2/models/nope/infer", json={}).status_code == 404
+        assert c.post("/v1/models/a/b/predict", json=[row]).status_code == 404  # not a route
+        split = {"dataframe_split": {"columns": list(row), "data": [list(row.values())]}}
+        assert c.post("/invocations", json=split).json()["predictions"] == [
+            c.post("/v1/models/churn/predict", json=[row]).json()["predictions"][0]
+        ]
+    with TestClient(guarded) as c:
+        assert c.post("/v1/models/churn/predict", json=[row]).status_code == 401
