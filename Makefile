@@ -39,6 +39,9 @@ bench: $(VENV)/.installed-dev  ## side-by-side benchmarks against the peers (see
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/data.py
+	$(BIN)/python benchmarks/serving.py --soak
+	$(BIN)/python benchmarks/drift.py
+	$(BIN)/python benchmarks/automl.py
 
 clean:
 	rm -rf $(VENV) loopml-demo .pytest_cache .mypy_cache .ruff_cache
