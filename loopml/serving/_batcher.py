@@ -152,6 +152,8 @@ class Batcher:
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
 
     # -- the loop --------------------------------------------------------------------------
+    _busy = False
+
     async def _run(self) -> None:
         while True:
             if not self._pending:
@@ -160,7 +162,10 @@ class Batcher:
                 self._signal.clear()
                 await self._signal.wait()
                 continue
+            if self._busy:  # requests are queueing: let the loop read what has reached it
+                await asyncio.sleep(0)
             batch, rows = self._take([], 0)
+            self._busy = rows > 1 or bool(self._pending)
             wait = min(self._max_wait, self._latency / 2)
             if rows < self._max_rows and wait > 0 and self._arrivals.count > 0:
                 batch, rows = await self._gather(batch, rows, wait)
