@@ -7,6 +7,8 @@ queued (up to ``max_batch_size`` rows) goes in the next batch. A batch waits for
 requests only when more are known to be on their way (requests that have arrived but are
 still being read and parsed: :meth:`Arrivals.expect`), and never longer than
 ``max_wait_s`` or half the measured batch latency — so an idle server adds no wait at all.
+While requests queue (the last batch had several), the batcher first yields to the event
+loop once, so requests that have already reached the server join the batch.
 """
 
 from __future__ import annotations
