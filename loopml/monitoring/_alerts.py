@@ -9,8 +9,8 @@ opens one ``firing`` row; while it stays true, later checks only refresh its val
 row, no repeated notification); when it becomes false the row is marked ``resolved``. A
 rule whose metric was not measured (no traffic, no labels yet) keeps its state.
 
-There is no ``error_rate``: the prediction log holds successful predictions only, so a
-monitor cannot count failed requests (the server's ``/metrics`` endpoint does).
+``error_rate`` counts the requests the server answered with an error (4xx/5xx for a
+served model or deployment), which it logs beside the predictions.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from loopml.store.schema import alerts as alerts_table
 #: what a check measures, metric -> meaning
 METRICS: Final[dict[str, str]] = {
     "rows": "predictions in the window (rows < 1 fires on missing traffic)",
+    "errors": "requests in the window answered with an error",
+    "error_rate": "share of requests in the window answered with an error",
     "drift_share": "share of feature columns that drifted",
     "drifted_columns": "number of feature columns that drifted",
     "dataset_drift": "1 when the drift share reached the monitor's drift_share, else 0",
@@ -138,13 +140,6 @@ def parse_rule(text: object) -> Rule:
     if ident is None:
         raise _error(text, pos, "expected a metric name, e.g. drift_share")
     metric = ident.group()
-    if metric == "error_rate":
-        raise _error(
-            text,
-            pos,
-            "error_rate is not available to monitors: the prediction log holds successful "
-            "predictions only (watch the server's /metrics for failed requests)",
-        )
     if not known_metric(metric):
         names = ", ".join(sorted(METRICS))
         raise _error(

@@ -42,7 +42,7 @@ from loopml.monitoring._performance import (
 from loopml.monitoring._quality import QualityReport, quality_report
 from loopml.monitoring._summary import ColumnSummary, ReferenceSummary, column_kind, finite_values
 from loopml.monitoring._tests import TESTS
-from loopml.serving import labelled_predictions
+from loopml.serving import labelled_predictions, read_errors
 from loopml.serving._predread import TimeLike, to_ms
 from loopml.store import Node, Workspace, add_edge, now_ms
 from loopml.store.schema import monitor_reports, monitors
@@ -233,6 +233,14 @@ def _estimate(m: Monitor, table: pa.Table, errors: dict[str, str]) -> dict[str, 
         return {}
 
 
+def _errors(ws: Workspace, m: Monitor, table: pa.Table, lo: int | None, hi: int | None) -> int:
+    """Requests answered with an error over the window's time span (from its first logged
+    prediction when the window is a number of rows)."""
+    if lo is None and table.num_rows:
+        lo = int(pc.min(table.column("ts")).cast(pa.int64()).as_py())
+    return int(read_errors(ws, m.deployment, since=_dt(lo), until=_dt(hi)).num_rows)
+
+
 def _null_rate(column: pa.ChunkedArray) -> float:
     nulls = column.null_count
     if pat.is_floating(column.type):
@@ -243,6 +251,7 @@ def _null_rate(column: pa.ChunkedArray) -> float:
 def _metrics(
     m: Monitor,
     rows: int,
+    errors: int,
     labelled: int,
     table: pa.Table,
     inputs: pa.Table,
@@ -252,6 +261,9 @@ def _metrics(
     estimated: Mapping[str, float],
 ) -> dict[str, float]:
     out: dict[str, float] = {"rows": float(rows), "labelled_rows": float(labelled)}
+    out["errors"] = float(errors)
+    if rows + errors:
+        out["error_rate"] = errors / (rows + errors)
     if rows == 0:
         return out
     if drift is not None:
@@ -354,7 +366,10 @@ def check_monitor(
         quality = quality_report(features, inputs) if inputs.num_columns else None
         performance, labelled = _performance(m, table, errors)
         estimated = _estimate(m, table, errors)
-    metrics = _metrics(m, rows, labelled, table, inputs, drift, quality, performance, estimated)
+    failed = _errors(ws, m, table, lo, hi)
+    metrics = _metrics(
+        m, rows, failed, labelled, table, inputs, drift, quality, performance, estimated
+    )
     results = evaluate_rules(rules, metrics)
     if rows and m.window_ms is None:  # a row window spans the rows read
         ts = table.column("ts").cast(pa.int64())

@@ -13,7 +13,12 @@ from loopml.serving._deployments import (
 )
 from loopml.serving._pool import ServeConfig
 from loopml.serving._predlog import PredictionLogger
-from loopml.serving._predread import labelled_predictions, read_feedback, read_predictions
+from loopml.serving._predread import (
+    labelled_predictions,
+    read_errors,
+    read_feedback,
+    read_predictions,
+)
 from loopml.serving._server import serve
 
 __all__ = [
@@ -29,6 +34,7 @@ __all__ = [
     "labelled_predictions",
     "list_deployments",
     "predict_file",
+    "read_errors",
     "read_feedback",
     "read_predictions",
     "resolve_version",

@@ -265,6 +265,8 @@ class ModelServer:
             )
         except (LoopmlError, TimeoutError, ValueError, TypeError) as exc:
             response = error_response(exc, request_id)
+            if self.logger is not None:  # what a monitor's error_rate counts
+                self.logger.log_error(name, request_id, response.status_code, str(exc))
         self.metrics.request(name, response.status_code, time.perf_counter() - start)
         return response
 

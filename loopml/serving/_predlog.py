@@ -27,7 +27,7 @@ from loopml.errors import InvalidInput
 from loopml.store import Workspace, now_ms
 from loopml.store.schema import log_partitions
 
-Kind = Literal["predictions", "feedback"]
+Kind = Literal["predictions", "feedback", "errors"]
 HOUR_MS = 3_600_000
 TS_TYPE = pa.timestamp("ms", tz="UTC")
 log = logging.getLogger("loopml.serving")
@@ -102,9 +102,23 @@ def _feedback_table(entries: list[_Entry]) -> pa.Table:
     )
 
 
+def _errors_table(entries: list[_Entry]) -> pa.Table:
+    return pa.table(
+        {
+            "request_id": pa.array([e.payload[0] for e in entries], pa.string()),
+            "ts": pa.array(np.array([e.ts for e in entries], np.int64), TS_TYPE),
+            "status": pa.array([e.payload[1] for e in entries], pa.int16()),
+            "error": pa.array([e.payload[2] for e in entries], pa.string()),
+        }
+    )
+
+
+_BUILDERS = {"predictions": _prediction_table, "feedback": _feedback_table, "errors": _errors_table}
+
+
 def _same_shape(e: _Entry) -> tuple[Any, ...]:
     """What batches must share to become one table in one step."""
-    if e.kind == "feedback":
+    if e.kind != "predictions":
         return ()
     model, version, role, _, inputs, _, proba, classes, _ = e.payload
     dtypes = tuple(zip(inputs.columns, map(str, inputs.dtypes), strict=True))
@@ -113,7 +127,7 @@ def _same_shape(e: _Entry) -> tuple[Any, ...]:
 
 def _tables(entries: list[_Entry]) -> list[tuple[pa.Table, list[_Entry]]]:
     """Arrow tables of ``entries`` (one per shape); raises only for a single bad batch."""
-    build = _prediction_table if entries[0].kind == "predictions" else _feedback_table
+    build = _BUILDERS[entries[0].kind]
     shapes: dict[tuple[Any, ...], list[_Entry]] = {}
     for e in entries:
         shapes.setdefault(_same_shape(e), []).append(e)
@@ -249,6 +263,10 @@ class PredictionLogger:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise InvalidInput(f"feedback labels must share one type: {exc}") from None
         self._add(_Entry("feedback", deployment, now_ms(), len(request_ids), (request_ids, column)))
+
+    def log_error(self, deployment: str, request_id: str, status: int, message: str) -> None:
+        """Buffer a request that got an error answer (what monitors' ``error_rate`` counts)."""
+        self._add(_Entry("errors", deployment, now_ms(), 1, (request_id, status, message[:500])))
 
     def _add(self, entry: _Entry) -> None:
         if entry.rows == 0:

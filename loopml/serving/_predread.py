@@ -34,6 +34,12 @@ _BASE_COLUMNS = {
         ("prediction", pa.null()),
     ],
     "feedback": [("request_id", pa.string()), ("ts", TS_TYPE), ("label", pa.null())],
+    "errors": [
+        ("request_id", pa.string()),
+        ("ts", TS_TYPE),
+        ("status", pa.int16()),
+        ("error", pa.string()),
+    ],
 }
 
 
@@ -109,6 +115,8 @@ def _finish(table: pa.Table, kind: Kind, with_labels: bool) -> pa.Table:
         labels = [("label", pa.null()), ("label_ts", TS_TYPE)] if with_labels else []
         return pa.schema(_BASE_COLUMNS[kind] + labels).empty_table()
     if table.num_rows == 0 and "label" not in table.column_names and kind == "feedback":
+        return pa.schema(_BASE_COLUMNS[kind]).empty_table()
+    if table.num_rows == 0 and "status" not in table.column_names and kind == "errors":
         return pa.schema(_BASE_COLUMNS[kind]).empty_table()
     for name in ("ts", "label_ts"):
         if name in table.column_names:
@@ -222,6 +230,19 @@ def read_feedback(
 ) -> pa.Table:
     """Feedback labels of ``deployment`` (``request_id``, ``ts``, ``label``), oldest first."""
     return _query(ws, deployment, "feedback", since=since, until=until, limit=limit)
+
+
+def read_errors(
+    ws: Workspace,
+    deployment: str,
+    *,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    limit: int | None = None,
+) -> pa.Table:
+    """Requests of ``deployment`` that got an error answer (``request_id``, ``ts``,
+    ``status``, ``error``), oldest first."""
+    return _query(ws, deployment, "errors", since=since, until=until, limit=limit)
 
 
 def labelled_predictions(

@@ -143,7 +143,7 @@ def test_no_traffic_is_a_result_and_fires_the_rows_rule(churn: Workspace) -> Non
     create_monitor(churn, "churn", "churn", rules=["rows < 1", "drift_share > 0.3"])
     result = check_monitor(churn, "churn")
     assert result.no_traffic and result.drift is None and result.quality is None
-    assert result.metrics == {"rows": 0.0, "labelled_rows": 0.0}
+    assert result.metrics == {"rows": 0.0, "labelled_rows": 0.0, "errors": 0.0}
     assert [a.rule for a in result.fired] == ["rows < 1"]
     assert [(r.rule, r.firing) for r in result.rules] == [
         ("rows < 1", True),
@@ -266,3 +266,18 @@ def test_labels_of_another_type_are_reported_not_a_crash(sqlite_ws: Workspace) -
     assert result.performance is None and "performance" in result.errors
     assert result.skipped["churned"] == "categorical (string) now, numeric in the reference"
     assert "<h2>Not compared</h2>" in report_html(sqlite_ws, result.report_id)
+
+
+def test_error_rate_counts_requests_answered_with_an_error(churn: Workspace) -> None:
+    from loopml.serving import PredictionLogger, read_errors
+
+    create_monitor(churn, "churn", "churn", rules=["error_rate > 0.2"])
+    log_traffic(churn, customers(60, seed=2), "ok")
+    logger = PredictionLogger(churn)
+    for i in range(20):
+        logger.log_error("churn", f"bad-{i}", 422, "field 'age': expected int64")
+    logger.close()
+    assert read_errors(churn, "churn").column("status").to_pylist() == [422] * 20
+    result = check_monitor(churn, "churn")
+    assert result.metrics["errors"] == 20 and result.metrics["error_rate"] == 0.25
+    assert [a.rule for a in result.fired] == ["error_rate > 0.2"]

@@ -9,7 +9,7 @@ from sklearn.linear_model import LinearRegression
 
 from loopml.errors import InvalidInput, NotFound
 from loopml.registry import register_model
-from loopml.serving import BatchConfig, ServeConfig, create_app, read_predictions
+from loopml.serving import BatchConfig, ServeConfig, create_app, read_errors, read_predictions
 from loopml.store import Workspace
 
 from .conftest import FEATURES, TestClient
@@ -153,9 +153,13 @@ def test_predictions_and_feedback_are_logged(churn_ws: Workspace) -> None:
         bad = c.post("/v1/feedback", json={"deployment": "churn", "feedback": [{"label": 1}]})
         assert bad.status_code == 422 and "request_id" in bad.json()["error"]
         assert c.post("/v1/feedback", json={"deployment": "x", "feedback": []}).status_code == 404
+        wrong = c.post(PREDICT, json=[{"a": "x"}], headers={"X-Request-Id": "r-2"})
+        assert wrong.status_code == 422
     table = read_predictions(churn_ws, "churn").to_pandas()  # the app flushed on shutdown
     assert table["request_id"].tolist() == ["r-1", "r-1"]
     assert set(table["role"]) == {"primary"} and set(table["version"]) == {1}
+    errors = read_errors(churn_ws, "churn").to_pylist()  # what monitors' error_rate counts
+    assert [(e["request_id"], e["status"]) for e in errors] == [("r-2", 422)]
 
 
 def test_several_models_in_one_server(churn_ws: Workspace, flipped) -> None:
