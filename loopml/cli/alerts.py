@@ -23,7 +23,7 @@ def list_(
     if not found:
         console.print("no alerts" if all_ else "no firing alerts")
         return
-    t = table("id", "monitor", "rule", "state", "value", "fired", "resolved", "updated")
+    t = table("id", "monitor", "rule", "state", "value", "fired", "resolved", wrap=("rule",))
     for a in found:
         state = "[red]firing[/]" if a.state == "firing" else "resolved"
         t.add_row(
@@ -34,6 +34,5 @@ def list_(
             number(a.value),
             when(a.fired_at),
             when(a.resolved_at),
-            when(a.updated_at),
         )
     console.print(t)

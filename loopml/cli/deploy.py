@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from loopml.cli._common import console, number, open_workspace, table, when
+from loopml.cli._common import console, open_workspace, table, when
 from loopml.errors import LoopmlError
 from loopml.serving import (
     Deployment,
@@ -99,18 +99,9 @@ def show(
     """List deployments, or show one with the versions its references point at now."""
     ws = open_workspace(ctx)
     found = [get_deployment(ws, name)] if name else list_deployments(ws)
-    t = table("name", "model", "policy", "primary", "candidate", "traffic", "sticky", "updated")
+    t = table("deployment", "policy", "updated", wrap=("deployment",))
     for d in found:
-        t.add_row(
-            d.name,
-            d.model,
-            d.policy,
-            _version(ws, d.model, d.primary),
-            _version(ws, d.model, d.candidate),
-            number(d.traffic),
-            d.sticky_key or "-",
-            when(d.updated_at),
-        )
+        t.add_row(_describe(ws, d), d.policy, when(d.updated_at))
     if not found:
         console.print("no deployments yet; create one with `loopml deploy NAME --primary @alias`")
         return

@@ -245,7 +245,7 @@ def reports(
     if not rows:
         console.print(f"no reports of {name!r} yet; run `loopml monitor check {name}`")
         return
-    t = table("id", "created", "rows", "drift share", "drifted", "window start", "window end")
+    t = table("id", "created", "rows", "drift share", "drifted", wrap=("drifted",))
     for r in rows:
         t.add_row(
             str(r.id),
@@ -253,8 +253,6 @@ def reports(
             f"{r.rows:,}",
             number(r.drift_share),
             ", ".join(r.summary.get("drifted_columns") or []) or "-",
-            when(r.window_start),
-            when(r.window_end),
         )
     console.print(t)
 
