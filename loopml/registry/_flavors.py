@@ -41,14 +41,18 @@ class Flavor(Protocol):
 
 
 class SklearnFlavor:
-    """Any scikit-learn-compatible estimator or Pipeline that predicts, saved with joblib."""
+    """Any scikit-learn-compatible estimator or Pipeline that predicts (or, like a PCA,
+    transforms), saved with joblib."""
 
     name = "sklearn"
     filename = "model.joblib"
 
     def can_save(self, model: object) -> bool:
-        """True for objects with the estimator API: ``fit`` and ``predict``."""
-        return callable(getattr(model, "fit", None)) and callable(getattr(model, "predict", None))
+        """True for objects with the estimator API: ``fit`` and ``predict`` (or ``transform``)."""
+        answers = callable(getattr(model, "predict", None)) or callable(
+            getattr(model, "transform", None)
+        )
+        return callable(getattr(model, "fit", None)) and answers
 
     def save(self, model: object, path: Path) -> None:
         """Write ``model.joblib`` into ``path``."""
@@ -125,5 +129,5 @@ def flavor_for(model: object) -> Flavor:
     kind = f"{type(model).__module__}.{type(model).__qualname__}"
     raise InvalidInput(
         f"no model flavor can save a {kind}; known flavors: {', '.join(sorted(_flavors))} "
-        "(a scikit-learn model must have fit and predict)"
+        "(a scikit-learn model must have fit and predict or transform)"
     )

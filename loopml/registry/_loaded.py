@@ -53,14 +53,23 @@ class LoadedModel:
 
         Returns
         -------
-        What the native model's ``predict`` returns (usually a numpy array).
+        What the native model's ``predict`` returns (usually a numpy array); for a model that
+        only transforms (a dimensionality reduction such as PCA), its ``transform`` output.
 
         Raises
         ------
         InvalidInput
             ``X`` lacks a column or has one that does not convert; the message names it.
         """
-        return self.native.predict(self._prepare(X))
+        predict = getattr(self.native, "predict", None)
+        if not callable(predict):
+            predict = getattr(self.native, "transform", None)
+        if not callable(predict):
+            raise InvalidInput(
+                f"{self.model_version.uri} ({type(self.native).__name__}) neither predicts "
+                "nor transforms"
+            )
+        return predict(self._prepare(X))
 
     def predict_proba(self, X: Any) -> Any:
         """Class probabilities for ``X``, checked against the signature like :meth:`predict`.

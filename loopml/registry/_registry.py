@@ -297,14 +297,17 @@ def _signature_for(model: object, input_example: Any, signature: Signature | Non
     if signature is not None:
         signature.validate(input_example)  # the example must fit the declared signature
         return signature
-    predict = getattr(model, "predict", None)
+    method = "predict" if callable(getattr(model, "predict", None)) else "transform"
+    predict = getattr(model, method, None)  # a reducer (PCA...) answers with transform
     if not callable(predict):
-        raise InvalidInput(f"{type(model).__name__} has no predict(); pass signature= instead")
+        raise InvalidInput(
+            f"{type(model).__name__} has no predict() or transform(); pass signature= instead"
+        )
     try:
         output = predict(input_example)
     except Exception as exc:  # any failure of user code: report it as bad input
         raise InvalidInput(
-            f"cannot infer the signature: {type(model).__name__}.predict(input_example) "
+            f"cannot infer the signature: {type(model).__name__}.{method}(input_example) "
             f"failed with {type(exc).__name__}: {exc}"
         ) from exc
     return Signature.infer(input_example, output)

@@ -30,7 +30,8 @@ from loopml.training._metrics import (
     resolve_labels,
 )
 
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape", "log_loss", "brier"})
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape", "log_loss", "brier", "reconstruction_rmse"})
+UNSUPERVISED = frozenset({"silhouette", "explained_variance", "reconstruction_rmse"})
 _CELLS = 2_000_000  # resample rows held in memory at once (16 MB of float64 weights)
 Scorer = Callable[[Array], tuple[Array, Array]]
 
@@ -79,7 +80,7 @@ def better(metric: str) -> Literal[1, -1]:
     >>> better("roc_auc"), better("rmse")
     (1, -1)
     """
-    known = {name for kernels in KERNELS.values() for name in kernels} | {"silhouette"}
+    known = {name for kernels in KERNELS.values() for name in kernels} | UNSUPERVISED
     if metric not in known:
         raise InvalidInput(f"unknown metric {metric!r}; known: {', '.join(sorted(known))}")
     return -1 if metric in LOWER_IS_BETTER else 1

@@ -39,8 +39,10 @@ _FAMILIES: dict[str, dict[str, tuple[str, str, dict[str, Any]]]] = {
         "regression": ("lightgbm", "LGBMRegressor", {"n_estimators": 200, "verbose": -1}),
     },
     "kmeans": {"clustering": ("sklearn.cluster", "KMeans", {"n_clusters": 8, "n_init": "auto"})},
+    "pca": {"reduction": ("sklearn.decomposition", "PCA", {"n_components": 2})},
 }
 FAMILIES = tuple(_FAMILIES)
+REDUCERS = tuple(name for name, tasks in _FAMILIES.items() if "reduction" in tasks)
 
 
 def build_estimator(

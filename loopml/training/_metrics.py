@@ -20,7 +20,7 @@ from sklearn.metrics import silhouette_score
 
 from loopml.errors import InvalidInput
 
-Task = Literal["binary", "multiclass", "regression", "clustering"]
+Task = Literal["binary", "multiclass", "regression", "clustering", "reduction"]
 TASKS: tuple[str, ...] = get_args(Task)
 MAX_CLASSES = 20  # a numeric target with more distinct values is a regression target
 Array: TypeAlias = npt.NDArray[Any]
@@ -313,6 +313,7 @@ KERNELS: dict[str, dict[str, Callable[[Prepared, Array], Array]]] = {
         "mape": partial(_row_mean, of=lambda p: _ratio(abs(p.y - p.pred), abs(p.y), np.nan)),
     },
     "clustering": {},
+    "reduction": {},
 }
 PROBA_METRICS = frozenset({"roc_auc", "pr_auc", "log_loss", "brier", "roc_auc_ovr"})
 

@@ -28,7 +28,7 @@ from loopml.data._preprocessor import Preprocessor
 from loopml.errors import InvalidInput
 from loopml.store import Workspace, default_workspace
 from loopml.tracking import Run, flush, start_run
-from loopml.training._families import build_estimator
+from loopml.training._families import REDUCERS, build_estimator
 from loopml.training._metrics import Task, evaluate, infer_task, sliced
 from loopml.training._plots import plot_data, render_png
 from loopml.training._splits import Split, make_splits
@@ -139,13 +139,14 @@ def train(
     Parameters
     ----------
     dataset : a dataset version (``"churn@3"``) or a DataFrame / Arrow table.
-    target : the column to predict; None for clustering.
+    target : the column to predict; None for clustering and dimensionality reduction.
     model : a family name (``linear``, ``random_forest``, ``hist_gb``, ``xgboost``,
-        ``lightgbm``, ``kmeans``) or any scikit-learn compatible estimator.
+        ``lightgbm``, ``kmeans``, ``pca``) or any scikit-learn compatible estimator.
     params : hyperparameters set on the estimator (checked before fitting).
     split : ``holdout`` (default, 20 %), ``kfold``, ``stratified``, ``group``,
         ``timeseries``, or a :class:`Split` / dict with its options.
-    task : ``binary``, ``multiclass``, ``regression`` or ``clustering`` (default: inferred).
+    task : ``binary``, ``multiclass``, ``regression``, ``clustering`` or ``reduction``
+        (default: inferred; without a target, ``reduction`` for a reducer such as ``pca``).
     features, drop : the columns to use (default: all but the target) / to leave out.
     preprocess : prepend ``Preprocessor.from_profile`` (imputation, encoding, scaling...).
     metrics : extra metrics, name -> callable(y_true, y_pred).
@@ -171,8 +172,8 @@ def train(
         raise InvalidInput(f"feature column(s) {', '.join(map(repr, missing))} not in the data")
     check_frame(frame, target, columns)
     y = frame[target] if target is not None else None
-    task = task or infer_task(y)
-    if task != "clustering" and y is None:
+    task = task or (_unsupervised_task(model) if y is None else infer_task(y))
+    if task not in ("clustering", "reduction") and y is None:
         raise InvalidInput(f"a {task} model needs a target column")
     X = frame[columns]
     plan = Split.parse(split)
@@ -198,6 +199,9 @@ def train(
         if task == "clustering":
             model_fitted = _fit(clone(pipeline), X, y)
             scores = _cluster_scores(model_fitted, X, metrics)
+        elif task == "reduction":
+            model_fitted = _fit(clone(pipeline), X, y)
+            scores = _reduction_scores(model_fitted, X)
         else:
             try:
                 oof = _fit_folds(pipeline, X, y, folds, task, on_fold)
@@ -217,7 +221,7 @@ def train(
             if plots:
                 _log_plots(run, task, oof, model_fitted)
         run.log_metrics(scores)
-        if slice_by is not None and task != "clustering":
+        if slice_by is not None and task not in ("clustering", "reduction"):
             if slice_by not in frame.columns:
                 raise InvalidInput(f"slice_by column {slice_by!r} is not in the data")
             segments = frame[slice_by].iloc[oof["rows"]].reset_index(drop=True)
@@ -335,6 +339,34 @@ def _cluster_scores(
 ) -> dict[str, float]:
     features = fitted[:-1].transform(X) if len(fitted) > 1 else X
     return evaluate("clustering", None, fitted[-1].labels_, extra=extra, X=features)
+
+
+def _unsupervised_task(model: str | Any) -> Task:
+    """``reduction`` for a reducer (a family of that task, or an estimator that transforms
+    but does not predict), else ``clustering``."""
+    if isinstance(model, str):
+        return "reduction" if model in REDUCERS else "clustering"
+    transforms = callable(getattr(model, "transform", None))
+    return (
+        "reduction"
+        if transforms and not callable(getattr(model, "predict", None))
+        else ("clustering")
+    )
+
+
+def _reduction_scores(fitted: Pipeline, X: pd.DataFrame) -> dict[str, float]:
+    """How much of the (preprocessed) features the reduction keeps."""
+    features = fitted[:-1].transform(X) if len(fitted) > 1 else X
+    reducer = fitted[-1]
+    out: dict[str, float] = {}
+    ratio = getattr(reducer, "explained_variance_ratio_", None)
+    if ratio is not None:
+        out["explained_variance"] = float(np.sum(ratio))
+    if callable(getattr(reducer, "inverse_transform", None)):
+        rebuilt = np.asarray(reducer.inverse_transform(reducer.transform(features)))
+        error = np.asarray(features, dtype=np.float64) - rebuilt
+        out["reconstruction_rmse"] = float(np.sqrt(np.mean(error**2)))
+    return out
 
 
 def _log_plots(run: Run, task: Task, oof: dict[str, Any], fitted: Pipeline | None) -> None:

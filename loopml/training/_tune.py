@@ -37,6 +37,7 @@ DEFAULT_METRIC = {
     "multiclass": "accuracy",
     "regression": "rmse",
     "clustering": "silhouette",
+    "reduction": "reconstruction_rmse",
 }
 
 

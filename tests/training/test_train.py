@@ -136,3 +136,25 @@ def test_native_families_round_trip_through_the_registry(
     assert registry.load_model(sqlite_ws, xgb.register("churn-xgb").uri).predict(raw).shape == (20,)
     with pytest.raises(InvalidInput, match="xgboost needs class labels"):
         train(churn, "churned", model="xgboost", workspace=sqlite_ws)
+
+
+def test_dimensionality_reduction_is_trained_tracked_and_served(sqlite_ws: Workspace) -> None:
+    from sklearn.datasets import load_wine
+
+    from loopml.registry import load_model
+    from loopml.tracking import get_run
+
+    X = load_wine(as_frame=True).frame.drop(columns="target")
+    result = train(X, None, model="pca", params={"n_components": 3}, workspace=sqlite_ws)
+    assert result.task == "reduction"
+    assert 0 < result.metrics["explained_variance"] <= 1
+    assert result.metrics["reconstruction_rmse"] > 0
+    assert get_run(sqlite_ws, result.run_id).tags["task"] == "reduction"
+    mv = result.register("wine-pca")
+    embedded = load_model(sqlite_ws, mv.uri).predict(X.head(4))
+    assert embedded.shape == (4, 3)
+    np.testing.assert_allclose(embedded, result.model.transform(X.head(4)))  # type: ignore[union-attr]
+    more = train(X, None, model="pca", params={"n_components": 8}, workspace=sqlite_ws)
+    assert more.metrics["explained_variance"] > result.metrics["explained_variance"]
+    with pytest.raises(InvalidInput, match="pca.*does not do binary"):
+        train(X.assign(y=[0, 1] * 89), "y", model="pca", workspace=sqlite_ws)
