@@ -156,5 +156,5 @@ def test_dimensionality_reduction_is_trained_tracked_and_served(sqlite_ws: Works
     np.testing.assert_allclose(embedded, result.model.transform(X.head(4)))  # type: ignore[union-attr]
     more = train(X, None, model="pca", params={"n_components": 8}, workspace=sqlite_ws)
     assert more.metrics["explained_variance"] > result.metrics["explained_variance"]
-    with pytest.raises(InvalidInput, match="pca.*does not do binary"):
+    with pytest.raises(InvalidInput, match=r"pca.*does not do binary"):
         train(X.assign(y=[0, 1] * 89), "y", model="pca", workspace=sqlite_ws)
