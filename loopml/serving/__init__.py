@@ -1,6 +1,6 @@
 """Model serving: the ASGI app, micro-batching, traffic policies and the prediction log."""
 
-from loopml.serving._app import create_app
+from loopml.serving._asgi import create_app
 from loopml.serving._batch import BatchResult, predict_file
 from loopml.serving._batcher import BatchConfig
 from loopml.serving._deployments import (

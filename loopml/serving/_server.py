@@ -12,7 +12,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from loopml.errors import InvalidInput
-from loopml.serving._app import build_endpoints, create_app
+from loopml.serving._app import build_endpoints
+from loopml.serving._asgi import create_app
 from loopml.serving._batcher import BatchConfig
 from loopml.serving._pool import ServeConfig
 from loopml.store import Workspace
