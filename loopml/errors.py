@@ -11,6 +11,7 @@ Catch :class:`LoopmlError` for anything loopml raises on purpose, or a precise c
      ├── Conflict            a write that contradicts recorded state (e.g. re-logging a param)
      ├── MissingDependency   an optional extra is not installed (names the extra)
      ├── Unauthorized        a missing or wrong credential
+     │    └── Forbidden           a valid credential without the role the action needs
      └── StoreError          the metadata DB or blob store failed
           └── CorruptBlob    a blob's content no longer matches its sha256 address
 """
@@ -65,6 +66,10 @@ class Unauthorized(LoopmlError):
     """A credential is missing or wrong."""
 
 
+class Forbidden(Unauthorized):
+    """The caller is known but lacks the role (viewer / editor / admin) the action needs."""
+
+
 class StoreError(LoopmlError):
     """The metadata database or the blob store failed."""
 
@@ -77,6 +82,7 @@ __all__ = [
     "AlreadyExists",
     "Conflict",
     "CorruptBlob",
+    "Forbidden",
     "InvalidInput",
     "LoopmlError",
     "MissingDependency",

@@ -16,7 +16,16 @@ from loopml.tracking._query import (
     list_artifacts,
     resolve_run_id,
 )
-from loopml.tracking._runs import STATUSES, Run, active_run, require_active_run, start_run
+from loopml.tracking._runs import (
+    STATUSES,
+    Run,
+    active_run,
+    create_run,
+    open_run,
+    require_active_run,
+    start_run,
+    update_run,
+)
 from loopml.tracking._search import search_runs
 from loopml.tracking._writer import MetricWriter
 
@@ -27,6 +36,7 @@ __all__ = [
     "Run",
     "RunRecord",
     "active_run",
+    "create_run",
     "download_artifacts",
     "flush",
     "get_experiment",
@@ -35,8 +45,10 @@ __all__ = [
     "get_run",
     "list_artifacts",
     "list_experiments",
+    "open_run",
     "require_active_run",
     "resolve_run_id",
     "search_runs",
     "start_run",
+    "update_run",
 ]

@@ -26,7 +26,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from loopml.errors import Conflict, InvalidInput, NotFound
+from loopml.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopml.store import Node, Workspace, add_edge, default_workspace, now_ms
 from loopml.store.schema import artifacts, experiments, latest_metrics, params, run_tags, runs
 from loopml.tracking._experiments import (
@@ -440,6 +440,111 @@ def _resume(ws: Workspace, run_id: str) -> Run:
     exp = get_experiment(ws, name)
     writer.open_runs[run_id] = None
     return Run(ws, run_id, exp, row.name, row.parent_id, next_steps=steps)
+
+
+def create_run(
+    ws: Workspace,
+    experiment: str = "default",
+    name: str | None = None,
+    *,
+    run_id: str | None = None,
+    parent_id: str | None = None,
+    start_time: int | None = None,
+    source_commit: str | None = None,
+    source_entry_point: str | None = None,
+    tags: Mapping[str, object] | None = None,
+) -> Run:
+    """Create a RUNNING run now, for a caller elsewhere (a server's client), and return a
+    handle as :func:`open_run` does: not active, and not ended when this process exits.
+
+    ``start_time`` is epoch milliseconds (default now). Raises NotFound for a missing
+    parent, AlreadyExists for a ``run_id`` in use.
+    """
+    new_id = run_id or uuid.uuid4().hex
+    if len(new_id) != 32 or any(c not in "0123456789abcdef" for c in new_id):
+        raise InvalidInput(f"run id must be 32 lowercase hex characters, got {new_id!r}")
+    exp = ws.component(ExperimentCache).get_or_create(experiment)
+    run_name = check_name(name, "run name") if name is not None else f"run-{new_id[:8]}"
+    row = {
+        "id": new_id,
+        "experiment_id": exp.id,
+        "name": run_name,
+        "status": "RUNNING",
+        "start_time": now_ms() if start_time is None else int(start_time),
+        "parent_id": parent_id,
+        "source_commit": source_commit,
+        "source_entry_point": source_entry_point,
+    }
+    with ws.component(MetricWriter).write() as conn:
+        if parent_id is not None:
+            found = conn.execute(sa.select(runs.c.id).where(runs.c.id == parent_id)).first()
+            if found is None:
+                raise NotFound(f"parent run {parent_id!r} does not exist")
+        if conn.execute(sa.select(runs.c.id).where(runs.c.id == new_id)).first() is not None:
+            raise AlreadyExists(f"a run with id {new_id!r} exists already")
+        conn.execute(runs.insert().values(row))
+    run = Run(ws, new_id, exp, run_name, parent_id)
+    if tags:
+        run.set_tags(tags)
+    return run
+
+
+def update_run(
+    ws: Workspace,
+    run_id: str,
+    *,
+    status: Status | None = None,
+    end_time: int | None = None,
+    name: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Change a run's status (with its end time), name or error text; NotFound if none.
+
+    Buffered points of this process are written first, so a run ends after its metrics.
+    """
+    values: dict[str, object] = {}
+    if status is not None:
+        if status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        values["status"] = status
+        values["end_time"] = (
+            None if status == "RUNNING" else (now_ms() if end_time is None else int(end_time))
+        )
+    elif end_time is not None:
+        values["end_time"] = int(end_time)
+    if name is not None:
+        values["name"] = check_name(name, "run name")
+    if error is not None:
+        values["error"] = error[-_MAX_ERROR:]
+    writer = ws.component(MetricWriter)
+    writer.flush()
+    with writer.write() as conn:
+        if not values:
+            found = conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first()
+            changed = 0 if found is None else 1
+        else:
+            changed = conn.execute(runs.update().where(runs.c.id == run_id).values(values)).rowcount
+    if not changed:
+        raise NotFound(f"no run with id {run_id!r}")
+
+
+def open_run(ws: Workspace, run_id: str) -> Run:
+    """A handle to log to the existing run ``run_id`` as it stands: its status is left as it
+    is and it does not become the active run (what a server handling one request needs).
+
+    Raises NotFound if there is no such run.
+    """
+    with ws.db.read() as conn:
+        row = conn.execute(
+            sa.select(runs.c.name, runs.c.parent_id, runs.c.status, experiments.c.name)
+            .join(experiments, experiments.c.id == runs.c.experiment_id)
+            .where(runs.c.id == run_id)
+        ).first()
+    if row is None:
+        raise NotFound(f"no run with id {run_id!r}")
+    run = Run(ws, run_id, get_experiment(ws, row[3]), row[0], row[1])
+    run.status = row[2]
+    return run
 
 
 def active_run() -> Run | None:
