@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     metric_flush_interval : seconds between background flushes of buffered metrics.
     metric_buffer_size : buffered points that trigger a flush before the interval ends.
     sqlite_busy_timeout : seconds a SQLite writer waits for another process's lock.
+    tracking_uri : ``http(s)://host:port`` of a loopml server to work against instead of a
+        local store (the same API and CLI, over HTTP).
+    tracking_token : the API token for that server (default: the one ``loopml login`` saved).
+    project : the project new experiments, models and datasets go to on a server.
     """
 
     model_config = SettingsConfigDict(env_prefix="LOOPML_", extra="forbid")
@@ -87,6 +91,9 @@ class Settings(BaseSettings):
     metric_flush_interval: float = Field(default=0.5, gt=0)
     metric_buffer_size: int = Field(default=100_000, gt=0)
     sqlite_busy_timeout: float = Field(default=60.0, gt=0)
+    tracking_uri: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    tracking_token: str | None = None
+    project: str = Field(default="default", min_length=1, max_length=256)
 
     @classmethod
     def settings_customise_sources(
@@ -109,6 +116,11 @@ class Settings(BaseSettings):
                 "run `loopml init` there or set LOOPML_HOME"
             )
         return self.home / STATE_DIR
+
+    @property
+    def remote(self) -> bool:
+        """Whether this workspace is a loopml server reached over HTTP."""
+        return self.tracking_uri is not None
 
     def resolved_store_uri(self) -> str:
         """The metadata DB URL, defaulting to SQLite inside the workspace."""

@@ -61,18 +61,22 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
     return {"error": {"code": code, "message": message, "field": field}}
 
 
-def error_response(exc: BaseException) -> Response:
-    """The JSON answer for ``exc``: its status, a stable code and a message naming the cause."""
+def describe(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """The status and body that answer ``exc``: a stable code and a message naming the cause."""
     if isinstance(exc, ApiError):
-        status, code, field = exc.status, exc.code, exc.field
-    else:
-        status, code = next(((s, c) for kind, s, c in _STATUS if isinstance(exc, kind)), (500, ""))
-        field = None
-    if status == 500:
-        log.error("internal error", exc_info=exc)
-        return JSONResponse(error_body("internal", f"internal error ({type(exc).__name__})"), 500)
+        return exc.status, error_body(exc.code, str(exc), exc.field)
+    for kind, status, code in _STATUS:
+        if isinstance(exc, kind):
+            return status, error_body(code, str(exc))
+    log.error("internal error", exc_info=exc)
+    return 500, error_body("internal", f"internal error ({type(exc).__name__})")
+
+
+def error_response(exc: BaseException) -> Response:
+    """The JSON answer for ``exc``."""
+    status, body = describe(exc)
     headers = {"WWW-Authenticate": 'Bearer realm="loopml"'} if status == 401 else None
-    return JSONResponse(error_body(code, str(exc), field), status, headers=headers)
+    return JSONResponse(body, status, headers=headers)
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
@@ -80,4 +84,11 @@ async def handle_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-__all__ = ["ApiError", "TooLarge", "error_body", "error_response", "handle_error"]
+__all__ = [
+    "ApiError",
+    "TooLarge",
+    "describe",
+    "error_body",
+    "error_response",
+    "handle_error",
+]

@@ -38,6 +38,13 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def check_digest(digest: object) -> str:
+    """``digest`` if it is a sha256 hex digest, else InvalidInput."""
+    if not isinstance(digest, str) or not _DIGEST.match(digest):
+        raise InvalidInput(f"{digest!r} is not a sha256 digest (64 lowercase hex characters)")
+    return digest
+
+
 class BlobStore:
     """Blobs addressed by their sha256, under any fsspec URL (default: a local folder)."""
 
@@ -56,8 +63,7 @@ class BlobStore:
 
     def path(self, digest: str) -> str:
         """Where the blob with this digest lives."""
-        if not isinstance(digest, str) or not _DIGEST.match(digest):
-            raise InvalidInput(f"{digest!r} is not a sha256 digest (64 lowercase hex characters)")
+        check_digest(digest)
         return f"{self.root}/{digest[:2]}/{digest[2:]}"
 
     def exists(self, digest: str) -> bool:

@@ -4,6 +4,9 @@ Times are integer milliseconds since the epoch (UTC). Metric history is stored i
 append-only chunks: each flush of a run's buffered points for one key becomes one row
 holding packed little-endian arrays of steps (int64), values (float64) and timestamps
 (int64). Reading a 100,000-point history is then a few hundred rows, not 100,000.
+
+Experiments, models and datasets each belong to a ``project``: the namespace that the
+platform server's per-user roles (``project_roles``) apply to.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ metadata = sa.MetaData(
 NAME = sa.String(256)
 KEY = sa.String(250)
 RUN_ID = sa.String(32)
+DEFAULT_PROJECT = "default"  # the namespace of experiments, models and datasets
 
 experiments = sa.Table(
     "experiments",
@@ -29,6 +33,7 @@ experiments = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", NAME, nullable=False, unique=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("project", NAME, nullable=False, server_default=DEFAULT_PROJECT, index=True),
 )
 
 runs = sa.Table(
@@ -105,6 +110,7 @@ models = sa.Table(
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("project", NAME, nullable=False, server_default=DEFAULT_PROJECT, index=True),
 )
 
 model_versions = sa.Table(
@@ -162,6 +168,7 @@ datasets = sa.Table(
     sa.Column("name", NAME, primary_key=True),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("project", NAME, nullable=False, server_default=DEFAULT_PROJECT, index=True),
 )
 
 dataset_versions = sa.Table(
@@ -303,4 +310,58 @@ loop_decisions = sa.Table(
     sa.Column("evidence", sa.JSON, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index(None, "deployment", "created_at"),
+)
+
+# The platform server: users, their API tokens (only a sha256 of each token is kept),
+# their role per project, and an audit log of every write request.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),  # sha256 hex of the token
+    sa.Column("user_name", sa.ForeignKey("users.name"), nullable=False, index=True),
+    sa.Column("label", NAME, nullable=False, server_default=""),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("last_used_at", sa.BigInteger),
+    sa.Column("expires_at", sa.BigInteger),
+)
+
+project_roles = sa.Table(
+    "project_roles",
+    metadata,
+    sa.Column("user_name", sa.ForeignKey("users.name"), primary_key=True),
+    sa.Column("project", NAME, primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),  # viewer | editor | admin
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("role IN ('viewer', 'editor', 'admin')", name="ck_project_roles_role"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("user_name", NAME),  # NULL: the request carried no valid credential
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("path", sa.String(2048), nullable=False),
+    sa.Column("action", sa.Text),  # what a handler says it did, e.g. "alias churn@production"
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("remote_addr", sa.String(64)),
+    sa.Index(None, "time"),
+    sa.Index(None, "user_name", "time"),
+)
+
+applied_batches = sa.Table(  # a remote client's batch ids: a retried batch is applied once
+    "applied_batches",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("applied_at", sa.BigInteger, nullable=False),
 )

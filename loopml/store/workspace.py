@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
-from loopml.errors import AlreadyExists, WorkspaceNotFound
+from loopml.errors import AlreadyExists, InvalidInput, WorkspaceNotFound
 from loopml.settings import CONFIG_FILE, STATE_DIR, Settings, load_settings
 from loopml.store.blobs import BlobStore
 from loopml.store.db import MetadataDB
+from loopml.store.remote import HttpBlobStore, RemoteClient
 
 
 class Component(Protocol):
@@ -41,10 +42,16 @@ class Workspace:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = MetadataDB(
-            settings.resolved_store_uri(), busy_timeout=settings.sqlite_busy_timeout
-        )
-        self.blobs = BlobStore(settings.resolved_artifact_uri())
+        self.remote: RemoteClient | None = None
+        self._db: MetadataDB | None = None
+        if settings.tracking_uri is not None:
+            self.remote = RemoteClient(settings.tracking_uri, settings.tracking_token)
+            self.blobs: BlobStore = HttpBlobStore(self.remote)
+        else:
+            self._db = MetadataDB(
+                settings.resolved_store_uri(), busy_timeout=settings.sqlite_busy_timeout
+            )
+            self.blobs = BlobStore(settings.resolved_artifact_uri())
         self._components: dict[object, Component] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -55,7 +62,9 @@ class Workspace:
     def open(cls, home: str | Path | None = None, **overrides: Any) -> Workspace:
         """Open the workspace at ``home`` (default: ``LOOPML_HOME``, else found from the cwd)."""
         settings = load_settings(home=home, **overrides)
-        standalone = settings.store_uri is not None and settings.artifact_uri is not None
+        standalone = settings.remote or (
+            settings.store_uri is not None and settings.artifact_uri is not None
+        )
         if not standalone and (
             settings.home is None or not (settings.home / CONFIG_FILE).is_file()
         ):
@@ -77,6 +86,17 @@ class Workspace:
         tmp.write_text(_CONFIG_TEMPLATE, encoding="utf-8")
         tmp.replace(config)
         return cls.open(root, **overrides)
+
+    @property
+    def db(self) -> MetadataDB:
+        """The metadata database; InvalidInput on a workspace that is a remote server."""
+        if self._db is None:
+            raise InvalidInput(
+                f"this needs the metadata database itself, which the loopml server at "
+                f"{self.settings.tracking_uri} keeps: run it on the server's workspace "
+                "(or unset LOOPML_TRACKING_URI)"
+            )
+        return self._db
 
     @property
     def home(self) -> Path | None:
@@ -105,7 +125,10 @@ class Workspace:
             components = list(self._components.values())
         for c in components:
             c.close()
-        self.db.dispose()
+        if self._db is not None:
+            self._db.dispose()
+        if self.remote is not None:
+            self.remote.close()
         atexit.unregister(self._atexit)
 
     def __enter__(self) -> Workspace:
@@ -115,7 +138,8 @@ class Workspace:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Workspace(home={str(self.home)!r}, db={self.db!r}, blobs={self.blobs!r})"
+        where = self.remote if self.remote is not None else self._db
+        return f"Workspace(home={str(self.home)!r}, db={where!r}, blobs={self.blobs!r})"
 
 
 def _close_if_alive(ref: weakref.ref[Workspace]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -40,9 +42,17 @@ def _row_to_experiment(row: sa.Row[tuple[int, str, int]]) -> Experiment:
     return Experiment(row.id, row.name, to_datetime(row.created_at) or datetime.now(UTC))
 
 
+def _from_json(body: dict[str, Any]) -> Experiment:
+    return Experiment(
+        body["id"], body["name"], to_datetime(body["created_at"]) or datetime.now(UTC)
+    )
+
+
 def get_experiment(ws: Workspace, name: str) -> Experiment:
     """The experiment called ``name``; NotFound lists the ones that exist."""
     check_name(name, "experiment name")
+    if ws.remote is not None:
+        return _from_json(ws.remote.get(f"/api/v1/experiments/{quote(name, safe='')}"))
     with ws.db.read() as conn:
         row = conn.execute(sa.select(experiments).where(experiments.c.name == name)).first()
         if row is None:
@@ -55,6 +65,8 @@ def get_experiment(ws: Workspace, name: str) -> Experiment:
 def get_or_create_experiment(ws: Workspace, name: str) -> Experiment:
     """The experiment called ``name``, created if it does not exist yet."""
     check_name(name, "experiment name")
+    if ws.remote is not None:
+        return _from_json(ws.remote.post("/api/v1/experiments", {"name": name, "exist_ok": True}))
     with ws.db.read() as conn:
         row = conn.execute(sa.select(experiments).where(experiments.c.name == name)).first()
     if row is not None:
@@ -94,6 +106,14 @@ class ExperimentCache:
 
 def list_experiments(ws: Workspace) -> list[tuple[Experiment, int]]:
     """Every experiment with its number of runs, by name."""
+    if ws.remote is not None:
+        found, token = [], None
+        while True:
+            body = ws.remote.get("/api/v1/experiments", max_results=1000, page_token=token)
+            found += [(_from_json(e), int(e["n_runs"])) for e in body["experiments"]]
+            token = body["next_page_token"]
+            if token is None:
+                return found
     query = (
         sa.select(experiments, sa.func.count(runs.c.id).label("n_runs"))
         .select_from(experiments.outerjoin(runs, runs.c.experiment_id == experiments.c.id))

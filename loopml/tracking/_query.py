@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,7 @@ from loopml.store import Workspace
 from loopml.store.schema import artifacts, experiments, latest_metrics, metrics, params, run_tags
 from loopml.store.schema import runs as runs_table
 from loopml.tracking._experiments import to_datetime
+from loopml.tracking._remote import RemoteSender
 from loopml.tracking._writer import MetricWriter
 
 
@@ -43,9 +46,9 @@ def flush(ws: Workspace) -> None:
 
     Reads call it first, so a process always sees its own writes.
     """
-    writer = ws.existing(MetricWriter)
-    if writer is not None:
-        writer.flush()
+    sink = ws.existing(RemoteSender) if ws.remote is not None else ws.existing(MetricWriter)
+    if sink is not None:
+        sink.flush()
 
 
 def resolve_run_id(ws: Workspace, id_or_prefix: str) -> str:
@@ -55,6 +58,8 @@ def resolve_run_id(ws: Workspace, id_or_prefix: str) -> str:
         raise InvalidInput(
             f"{id_or_prefix!r} is not a run id (32 hex characters, or a prefix of at least 4)"
         )
+    if ws.remote is not None:
+        return str(ws.remote.get(f"/api/v1/runs/{text}")["run_id"])
     with ws.db.read() as conn:
         found = (
             conn.execute(
@@ -76,6 +81,8 @@ def resolve_run_id(ws: Workspace, id_or_prefix: str) -> str:
 def get_run(ws: Workspace, run_id: str) -> RunRecord:
     """The run with id ``run_id`` and its params, latest metrics and tags."""
     flush(ws)
+    if ws.remote is not None:
+        return _record_from_json(ws.remote.get(f"/api/v1/runs/{quote(run_id, safe='')}"))
     r = runs_table
     with ws.db.read() as conn:
         row = conn.execute(
@@ -110,6 +117,34 @@ def get_run(ws: Workspace, run_id: str) -> RunRecord:
     )
 
 
+def _record_from_json(body: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        id=body["run_id"],
+        experiment=body["experiment"],
+        name=body["name"],
+        status=body["status"],
+        start_time=to_datetime(body["start_time"]),
+        end_time=to_datetime(body["end_time"]),
+        parent_id=body["parent_run_id"],
+        source_commit=body["source_commit"],
+        source_entry_point=body["source_entry_point"],
+        error=body["error"],
+        params=body["params"],
+        metrics={k: float("nan") if v is None else float(v) for k, v in body["metrics"].items()},
+        tags=body["tags"],
+    )
+
+
+def _history_frame(steps: Any, values: Any, stamps: Any) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "step": np.asarray(steps, dtype="i8"),
+            "value": np.asarray(values, dtype="f8"),
+            "timestamp": pd.to_datetime(np.asarray(stamps, dtype="i8"), unit="ms", utc=True),
+        }
+    )
+
+
 def get_metric_history(ws: Workspace, run_id: str, key: str) -> pd.DataFrame:
     """Every point of metric ``key`` in run ``run_id``: columns step, value, timestamp.
 
@@ -117,6 +152,10 @@ def get_metric_history(ws: Workspace, run_id: str, key: str) -> pd.DataFrame:
     NotFound names the run's metric keys if ``key`` has none.
     """
     flush(ws)
+    if ws.remote is not None:
+        body = ws.remote.get(f"/api/v1/runs/{run_id}/metrics/{quote(key, safe='')}")
+        points = [np.nan if v is None else v for v in body["value"]]
+        return _history_frame(body["step"], points, body["timestamp"])
     with ws.db.read() as conn:
         chunks = conn.execute(
             sa.select(metrics.c.steps, metrics.c["values"], metrics.c.timestamps)
@@ -137,17 +176,15 @@ def get_metric_history(ws: Workspace, run_id: str, key: str) -> pd.DataFrame:
     values = np.concatenate([np.frombuffer(c.values, dtype="<f8") for c in chunks])
     stamps = np.concatenate([np.frombuffer(c.timestamps, dtype="<i8") for c in chunks])
     order = np.argsort(steps, kind="stable")
-    return pd.DataFrame(
-        {
-            "step": steps[order],
-            "value": values[order],
-            "timestamp": pd.to_datetime(stamps[order], unit="ms", utc=True),
-        }
-    )
+    return _history_frame(steps[order], values[order], stamps[order])
 
 
 def list_artifacts(ws: Workspace, run_id: str) -> pd.DataFrame:
     """The run's artifacts: columns path, size, digest."""
+    if ws.remote is not None:
+        flush(ws)
+        found = ws.remote.get(f"/api/v1/runs/{run_id}/artifacts")["artifacts"]
+        return pd.DataFrame(found, columns=["path", "size", "digest"])
     get_run(ws, run_id)  # NotFound for an unknown run
     with ws.db.read() as conn:
         rows = conn.execute(

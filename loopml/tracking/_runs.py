@@ -24,34 +24,31 @@ from typing import Any, Literal
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from loopml.errors import AlreadyExists, Conflict, InvalidInput, NotFound
-from loopml.store import Node, Workspace, add_edge, default_workspace, now_ms
-from loopml.store.schema import artifacts, experiments, latest_metrics, params, run_tags, runs
+from loopml.store import Node, Workspace, default_workspace, now_ms
+from loopml.store.schema import experiments, runs
 from loopml.tracking._experiments import (
     Experiment,
     ExperimentCache,
     check_name,
     get_experiment,
 )
+from loopml.tracking._remote import RemoteSender
+from loopml.tracking._rows import MAX_ERROR, param_conflict
+from loopml.tracking._sink import RunSink
 from loopml.tracking._writer import MetricWriter
 
 Status = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
 STATUSES: tuple[Status, ...] = ("RUNNING", "FINISHED", "FAILED", "KILLED")
-_MAX_ERROR = 20_000
 
-# Statements built once: constant statements hit SQLAlchemy's compiled cache cheaply.
-_INSERT_PARAMS = params.insert()
-_END_RUN = (
-    runs.update()
-    .where(runs.c.id == sa.bindparam("run_id"))
-    .values(
-        status=sa.bindparam("status"),
-        end_time=sa.bindparam("end_time"),
-        error=sa.bindparam("error"),
-    )
-)
+
+def sink_for(ws: Workspace) -> RunSink:
+    """Where the workspace's run handles write: its server, or its own database."""
+    if ws.remote is not None:
+        return ws.component(RemoteSender)
+    return ws.component(MetricWriter)
+
 
 _active: contextvars.ContextVar[tuple[Run, ...]] = contextvars.ContextVar(
     "loopml_active_runs", default=()
@@ -109,7 +106,7 @@ class Run:
         self.name = name
         self.parent_id = parent_id
         self.status: Status = "RUNNING"
-        self._writer = ws.component(MetricWriter)
+        self._sink = sink_for(ws)
         self._next_step: dict[str, int] = next_steps or {}
         self._params: dict[str, str] = {}
 
@@ -126,31 +123,12 @@ class Run:
         new = {check_name(k, "param key", max_len=250): _param_text(v) for k, v in values.items()}
         for key, text in new.items():
             if key in self._params and self._params[key] != text:
-                raise Conflict(self._conflict(key, self._params[key], text))
+                raise Conflict(param_conflict(self.id, key, self._params[key], text))
         new = {k: v for k, v in new.items() if k not in self._params}
         if not new:
             return
-        rows: list[dict[str, object]] = [
-            {"run_id": self.id, "key": k, "value": v} for k, v in new.items()
-        ]
-        if not self._writer.queue_for_new_run(self.id, _INSERT_PARAMS, rows):
-            with self._writer.write() as conn:
-                if self.ws.db.upsert(conn, params, rows, keys=["run_id", "key"]) != len(rows):
-                    stored = conn.execute(
-                        sa.select(params.c.key, params.c.value).where(
-                            params.c.run_id == self.id, params.c.key.in_(list(new))
-                        )
-                    ).all()
-                    for key, value in stored:
-                        if value != new[key]:
-                            raise Conflict(self._conflict(key, value, new[key]))
+        self._sink.log_params(self.id, new)
         self._params.update(new)
-
-    def _conflict(self, key: str, old: str, new: str) -> str:
-        return (
-            f"run {self.id}: param {key!r} is already {old!r}; params are immutable, "
-            f"cannot set it to {new!r} (start a new run for new parameters)"
-        )
 
     def set_tag(self, key: str, value: object) -> None:
         """Set (or overwrite) one tag."""
@@ -158,16 +136,9 @@ class Run:
 
     def set_tags(self, values: Mapping[str, object]) -> None:
         """Set (or overwrite) several tags."""
-        rows: list[dict[str, object]] = [
-            {"run_id": self.id, "key": check_name(k, "tag key", max_len=250), "value": str(v)}
-            for k, v in values.items()
-        ]
-        if not rows:
-            return
-        stmt = self.ws.db.upsert_statement(run_tags, keys=["run_id", "key"], update=["value"])
-        if not self._writer.queue_for_new_run(self.id, stmt, rows):
-            with self._writer.write() as conn:
-                conn.execute(stmt, rows)
+        clean = {check_name(k, "tag key", max_len=250): str(v) for k, v in values.items()}
+        if clean:
+            self._sink.set_tags(self.id, clean)
 
     # -- metrics ----------------------------------------------------------------------
     def log_metric(
@@ -186,7 +157,7 @@ class Run:
         elif type(step) is not int:
             step = self._check_step(step)
         self._next_step[key] = step + 1
-        self._writer.add(self.id, key, value, step, now_ms() if timestamp is None else timestamp)
+        self._sink.add(self.id, key, value, step, now_ms() if timestamp is None else timestamp)
 
     def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
         """Append one point to each of several metrics, all at the same step and time."""
@@ -198,7 +169,7 @@ class Run:
         steps = {k: self._next_step.get(k, 0) if step is None else step for k in clean}
         for key, s in steps.items():
             self._next_step[key] = s + 1
-        self._writer.add_many(self.id, clean, steps, now_ms())
+        self._sink.add_many(self.id, clean, steps, now_ms())
 
     def log_batch(
         self,
@@ -230,7 +201,7 @@ class Run:
             raise InvalidInput(f"metric {key!r}: timestamps must be {n} integers")
         if n:
             self._next_step[key] = max(self._next_step.get(key, 0), int(step_arr.max()) + 1)
-            self._writer.add_series(self.id, key, step_arr.tolist(), vals.tolist(), stamps.tolist())
+            self._sink.add_series(self.id, key, step_arr.tolist(), vals.tolist(), stamps.tolist())
 
     @staticmethod
     def _check_step(step: object) -> int:
@@ -240,7 +211,7 @@ class Run:
 
     def flush(self) -> None:
         """Write every buffered metric point of this process now."""
-        self._writer.flush()
+        self._sink.flush()
 
     # -- artifacts and inputs ---------------------------------------------------------
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
@@ -293,14 +264,7 @@ class Run:
         self.log_bytes(buf.getvalue(), name if Path(name).suffix else f"{name}.png")
 
     def _record_artifacts(self, files: dict[str, tuple[str, int]]) -> None:
-        rows = [
-            {"run_id": self.id, "path": rel, "digest": d, "size": n}
-            for rel, (d, n) in files.items()
-        ]
-        with self._writer.write() as conn:
-            self.ws.db.upsert(
-                conn, artifacts, rows, keys=["run_id", "path"], update=["digest", "size"]
-            )
+        self._sink.record_artifacts(self.id, files)
 
     def log_input(self, dataset: object, role: str = "training") -> None:
         """Record that this run read ``dataset`` (a DatasetVersion or a ``name@version`` string)."""
@@ -312,8 +276,7 @@ class Run:
                     f"got {dataset!r}"
                 )
             node = Node("dataset_version", dataset)
-        with self._writer.write() as conn:
-            add_edge(self.ws.db, conn, node, Node("run", self.id), check_name(role, "role"))
+        self._sink.add_input(self.id, node, check_name(role, "role"))
 
     # -- lifecycle --------------------------------------------------------------------
     def end(self, status: Status = "FINISHED", error: str | None = None) -> None:
@@ -323,16 +286,7 @@ class Run:
                 f"end status must be one of {', '.join(STATUSES[1:])}, got {status!r}"
             )
 
-        def close(conn: Connection) -> None:
-            values = {
-                "status": status,
-                "end_time": now_ms(),
-                "error": error and error[-_MAX_ERROR:],
-            }
-            self.ws.db.execute_many(conn, _END_RUN, [{"run_id": self.id, **values}])
-
-        self._writer.flush(then=close)
-        self._writer.open_runs.pop(self.id, None)
+        self._sink.end_run(self.id, status, error)
         self.status = status
         stack = _active.get()
         if self in stack:
@@ -403,12 +357,10 @@ def start_run(
             "source_commit": _git_commit(os.getcwd()),
             "source_entry_point": _entry_point(),
         }
-        writer = ws.component(MetricWriter)
+        sink = sink_for(ws)
         if parent_id is not None:
-            with writer.write() as conn:  # also inserts the parent if it is still queued
-                if conn.execute(sa.select(runs.c.id).where(runs.c.id == parent_id)).first() is None:
-                    raise NotFound(f"parent run {parent_id!r} does not exist")
-        writer.add_run(row)  # inserted by the run's first write (params, tags, flush, end)
+            sink.check_parent(parent_id)
+        sink.add_run(row)  # inserted by the run's first write (params, tags, flush, end)
         run = Run(ws, new_id, exp, run_name, parent_id)
     if tags:
         run.set_tags(tags)
@@ -417,29 +369,9 @@ def start_run(
 
 
 def _resume(ws: Workspace, run_id: str) -> Run:
-    writer = ws.component(MetricWriter)
-    with writer.write() as conn:
-        row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
-        if row is None:
-            raise NotFound(f"no run with id {run_id!r}")
-        conn.execute(
-            runs.update()
-            .where(runs.c.id == run_id)
-            .values(status="RUNNING", end_time=None, error=None)
-        )
-        steps = dict(
-            conn.execute(
-                sa.select(latest_metrics.c.key, latest_metrics.c.step + 1).where(
-                    latest_metrics.c.run_id == run_id
-                )
-            ).all()
-        )
-        name = conn.execute(
-            sa.select(experiments.c.name).where(experiments.c.id == row.experiment_id)
-        ).scalar_one()
-    exp = get_experiment(ws, name)
-    writer.open_runs[run_id] = None
-    return Run(ws, run_id, exp, row.name, row.parent_id, next_steps=steps)
+    stored = sink_for(ws).resume(run_id)
+    exp = get_experiment(ws, stored.experiment)
+    return Run(ws, run_id, exp, stored.name, stored.parent_id, next_steps=stored.next_steps)
 
 
 def create_run(
@@ -515,7 +447,7 @@ def update_run(
     if name is not None:
         values["name"] = check_name(name, "run name")
     if error is not None:
-        values["error"] = error[-_MAX_ERROR:]
+        values["error"] = error[-MAX_ERROR:]
     writer = ws.component(MetricWriter)
     writer.flush()
     with writer.write() as conn:

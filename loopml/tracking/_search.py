@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from loopml.errors import InvalidInput, NotFound
 from loopml.store import MetadataDB, Workspace
+from loopml.store.remote import ARROW_STREAM, RemoteClient, page_token
 from loopml.store.schema import experiments as experiments_table
 from loopml.store.schema import latest_metrics, params, run_tags, runs
 from loopml.tracking._experiments import ExperimentCache
@@ -208,6 +210,7 @@ def search_runs(
     filter: str | None = None,
     order_by: Sequence[str] | None = None,
     max_results: int = 1000,
+    offset: int = 0,
 ) -> pd.DataFrame:
     """Find runs by a filter over their metrics, params, tags and attributes.
 
@@ -220,6 +223,7 @@ def search_runs(
     order_by : items ``"<field> [ASC|DESC]"``, e.g. ``["metrics.auc DESC"]``; runs lacking
         a metric, param or tag come last. Default: newest first. Ties go by run id.
     max_results : how many runs at most, from 1 to 1,000,000.
+    offset : skip this many matching runs first (the pages after the first).
 
     Returns
     -------
@@ -246,9 +250,15 @@ def search_runs(
         raise InvalidInput(f"max_results must be an int, not {type(max_results).__name__}")
     if not 1 <= max_results <= MAX_RESULTS:
         raise InvalidInput(f"max_results must be from 1 to {MAX_RESULTS:,}, got {max_results}")
+    if isinstance(offset, bool) or not isinstance(offset, numbers.Integral) or offset < 0:
+        raise InvalidInput(f"offset must be an int >= 0, got {offset!r}")
     expr = parse_filter(filter)
     keys = parse_order_by(order_by)
     flush(ws)  # see this process's own queued runs and points
+    if ws.remote is not None:
+        names = [experiments] if isinstance(experiments, str) else experiments
+        orders = [order_by] if isinstance(order_by, str) else order_by
+        return _search_remote(ws.remote, names, filter, orders, max_results, offset)
     where = compile_filter(expr, ws.db.dialect)
     source, order = compile_order_by(keys, runs)
     with ws.db.read() as conn:
@@ -260,20 +270,61 @@ def search_runs(
             experiments_table, experiments_table.c.id == runs.c.experiment_id
         )
         page = sa.select(*_BASE_SELECT).select_from(with_experiment).where(where)
-        rows = ws.db.fetch_tuples(conn, page.order_by(*order).limit(max_results))
+        rows = ws.db.fetch_tuples(conn, page.order_by(*order).limit(max_results).offset(offset))
         if not rows:
             return _empty_frame()
         # the same page again as (run id, position), joined to the key/value tables at once
         positions = (
-            sa.select(runs.c.id, (sa.func.row_number().over(order_by=order) - 1).label("pos"))
+            sa.select(
+                runs.c.id, (sa.func.row_number().over(order_by=order) - 1 - offset).label("pos")
+            )
             .select_from(with_experiment)
             .where(where)
             .order_by(*order)
             .limit(max_results)
+            .offset(offset)
             .cte("page")
         )
         long_rows = MetadataDB.fetch_tuples(conn, _long_query(positions, ws.db.dialect))
     return pd.concat([_base_frame(rows), *_wide_frames(long_rows, len(rows))], axis=1)
+
+
+def _search_remote(
+    client: RemoteClient,
+    experiments: Sequence[str] | None,
+    filter: str | None,
+    order_by: Sequence[str] | None,
+    max_results: int,
+    offset: int,
+) -> pd.DataFrame:
+    """search_runs against a server: Arrow pages of at most 50,000 runs."""
+    frames, token = [], page_token(offset) if offset else None
+    wanted = max_results
+    while wanted > 0:
+        body = {
+            "experiments": None if experiments is None else list(experiments),
+            "filter": filter,
+            "order_by": None if order_by is None else list(order_by),
+            "max_results": min(wanted, 50_000),
+            "page_token": token,
+        }
+        answer = client.request(
+            "POST", "/api/v1/runs/search", json=body, headers={"Accept": ARROW_STREAM}
+        )
+        with pa.ipc.open_stream(answer.content) as reader:
+            frames.append(reader.read_all().to_pandas())
+        wanted -= len(frames[-1])
+        token = answer.headers.get("X-Next-Page-Token")
+        if token is None:
+            break
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if frame.empty:
+        return _empty_frame()
+    for column in frame.columns:  # Arrow gives None for a missing string; search_runs NaN
+        if frame[column].dtype == object:
+            frame[column] = frame[column].where(frame[column].notna(), np.nan)
+    frame["parent_run_id"] = frame["parent_run_id"].where(frame["parent_run_id"].notna(), None)
+    return frame
 
 
 def _experiment_ids(ws: Workspace, experiments: str | Sequence[str]) -> list[int]:

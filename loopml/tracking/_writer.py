@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +21,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import UpdateBase
 
-from loopml.errors import StoreError
-from loopml.store import now_ms
-from loopml.store.schema import latest_metrics, metrics, runs
+from loopml.errors import NotFound, StoreError
+from loopml.store import MetadataDB, Node, now_ms
+from loopml.store.schema import experiments, latest_metrics, metrics, run_tags, runs
+from loopml.tracking._rows import (
+    INSERT_PARAMS,
+    INSERT_RUN,
+    add_input,
+    end_run,
+    insert_params,
+    run_exists,
+    upsert_artifacts,
+    upsert_tags,
+)
+from loopml.tracking._sink import StoredRun
 
 if TYPE_CHECKING:
     from loopml.store import Workspace
@@ -31,25 +42,31 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SeriesKey = tuple[str, str]  # (run_id, metric key)
-_INSERT_RUN = runs.insert()
 _INSERT_CHUNK = metrics.insert()
 
 
-class _Series:
+class Series:
+    """Points of one metric of one run: parallel lists of steps, values and timestamps."""
+
     __slots__ = ("steps", "timestamps", "values")
 
-    def __init__(self) -> None:
-        self.steps: list[int] = []
-        self.values: list[float] = []
-        self.timestamps: list[int] = []
+    def __init__(
+        self,
+        steps: list[int] | None = None,
+        values: list[float] | None = None,
+        timestamps: list[int] | None = None,
+    ) -> None:
+        self.steps: list[int] = steps if steps is not None else []
+        self.values: list[float] = values if values is not None else []
+        self.timestamps: list[int] = timestamps if timestamps is not None else []
 
-    def extend(self, other: _Series) -> None:
+    def extend(self, other: Series) -> None:
         self.steps.extend(other.steps)
         self.values.extend(other.values)
         self.timestamps.extend(other.timestamps)
 
 
-def pack(series: _Series) -> dict[str, object]:
+def pack(series: Series) -> dict[str, object]:
     """A chunk row's packed columns (little-endian int64/float64/int64)."""
     return {
         "count": len(series.steps),
@@ -59,7 +76,7 @@ def pack(series: _Series) -> dict[str, object]:
     }
 
 
-def _latest(run_id: str, key: str, s: _Series) -> dict[str, object]:
+def _latest(run_id: str, key: str, s: Series) -> dict[str, object]:
     """The series' point with the highest step (ties: the latest timestamp)."""
     i = max(range(len(s.steps)), key=lambda j: (s.steps[j], s.timestamps[j]))
     value = s.values[i]
@@ -78,6 +95,20 @@ def _newer(table: sa.Table, ex: Any) -> sa.ColumnElement[bool]:
     return sa.or_(ex.step > t.step, sa.and_(ex.step == t.step, ex.timestamp >= t.timestamp))
 
 
+def write_series(db: MetadataDB, conn: Connection, pending: Mapping[SeriesKey, Series]) -> None:
+    """Append each series as one packed chunk row and move ``latest_metrics`` forward."""
+    chunks = [{"run_id": r, "key": k, **pack(s)} for (r, k), s in pending.items()]
+    db.execute_many(conn, _INSERT_CHUNK, chunks)
+    latest = [_latest(r, k, s) for (r, k), s in pending.items()]
+    upsert = db.upsert_statement(
+        latest_metrics,
+        keys=["run_id", "key"],
+        update=["value", "step", "timestamp"],
+        where=_newer,
+    )
+    db.execute_many(conn, upsert, latest)
+
+
 class MetricWriter:
     """The per-workspace metric buffer and its background writer thread."""
 
@@ -87,7 +118,7 @@ class MetricWriter:
         self._limit = ws.settings.metric_buffer_size
         self._lock = threading.Lock()  # guards the buffer
         self._flush_lock = threading.RLock()  # one write transaction at a time
-        self._pending: dict[SeriesKey, _Series] = {}
+        self._pending: dict[SeriesKey, Series] = {}
         self._count = 0
         self._wake = threading.Event()
         self._stop = False
@@ -103,7 +134,7 @@ class MetricWriter:
         with self._lock:
             series = self._pending.get((run_id, key))
             if series is None:
-                series = self._pending[(run_id, key)] = _Series()
+                series = self._pending[(run_id, key)] = Series()
             series.steps.append(step)
             series.values.append(value)
             series.timestamps.append(timestamp)
@@ -119,7 +150,7 @@ class MetricWriter:
         with self._lock:
             series = self._pending.get((run_id, key))
             if series is None:
-                series = self._pending[(run_id, key)] = _Series()
+                series = self._pending[(run_id, key)] = Series()
             series.steps.extend(steps)
             series.values.extend(values)
             series.timestamps.extend(timestamps)
@@ -140,7 +171,7 @@ class MetricWriter:
             for key, value in points.items():
                 series = self._pending.get((run_id, key))
                 if series is None:
-                    series = self._pending[(run_id, key)] = _Series()
+                    series = self._pending[(run_id, key)] = Series()
                 series.steps.append(steps[key])
                 series.values.append(value)
                 series.timestamps.append(timestamp)
@@ -152,7 +183,7 @@ class MetricWriter:
     def add_run(self, row: dict[str, object]) -> None:
         """Queue a new run's row; this process's next write transaction inserts it."""
         with self._lock:
-            self._queue.append((_INSERT_RUN, [row]))
+            self._queue.append((INSERT_RUN, [row]))
             self._queued_runs.add(str(row["id"]))
         self.open_runs[str(row["id"])] = None
 
@@ -169,6 +200,70 @@ class MetricWriter:
                 return False
             self._queue.append((stmt, rows))
             return True
+
+    # -- the rest of a run handle's writes (see RunSink) ----------------------------------
+    def check_parent(self, parent_id: str) -> None:
+        """NotFound unless the parent run exists (inserting it first if still queued)."""
+        with self.write() as conn:
+            if not run_exists(conn, parent_id):
+                raise NotFound(f"parent run {parent_id!r} does not exist")
+
+    def resume(self, run_id: str) -> StoredRun:
+        """Set run ``run_id`` RUNNING again; what its handle needs to go on logging."""
+        with self.write() as conn:
+            row = conn.execute(
+                sa.select(runs.c.name, runs.c.parent_id, experiments.c.name)
+                .join(experiments, experiments.c.id == runs.c.experiment_id)
+                .where(runs.c.id == run_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no run with id {run_id!r}")
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(status="RUNNING", end_time=None, error=None)
+            )
+            steps = conn.execute(
+                sa.select(latest_metrics.c.key, latest_metrics.c.step + 1).where(
+                    latest_metrics.c.run_id == run_id
+                )
+            ).all()
+        self.open_runs[run_id] = None
+        return StoredRun(row[0], row[1], row[2], {k: int(v) for k, v in steps})
+
+    def log_params(self, run_id: str, new: Mapping[str, str]) -> None:
+        """Store params (Conflict for one stored with another value)."""
+        rows: list[dict[str, object]] = [
+            {"run_id": run_id, "key": k, "value": v} for k, v in new.items()
+        ]
+        if not self.queue_for_new_run(run_id, INSERT_PARAMS, rows):
+            with self.write() as conn:
+                insert_params(self._ws.db, conn, run_id, new)
+
+    def set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
+        """Set (or overwrite) tags."""
+        rows: list[dict[str, object]] = [
+            {"run_id": run_id, "key": k, "value": v} for k, v in values.items()
+        ]
+        stmt = self._ws.db.upsert_statement(run_tags, keys=["run_id", "key"], update=["value"])
+        if not self.queue_for_new_run(run_id, stmt, rows):
+            with self.write() as conn:
+                upsert_tags(self._ws.db, conn, run_id, values)
+
+    def record_artifacts(self, run_id: str, files: Mapping[str, tuple[str, int]]) -> None:
+        """Record artifacts whose blobs are stored already."""
+        with self.write() as conn:
+            upsert_artifacts(self._ws.db, conn, run_id, files)
+
+    def add_input(self, run_id: str, dataset: Node, role: str) -> None:
+        """Record a dataset the run read."""
+        with self.write() as conn:
+            add_input(self._ws.db, conn, run_id, dataset, role)
+
+    def end_run(self, run_id: str, status: str, error: str | None) -> None:
+        """Write the buffered points, then close the run with ``status``."""
+        self.flush(then=lambda conn: end_run(self._ws.db, conn, run_id, status, error))
+        self.open_runs.pop(run_id, None)
 
     # -- writing ----------------------------------------------------------------------
     @contextmanager
@@ -214,20 +309,10 @@ class MetricWriter:
                 self._requeue(pending)
                 raise
 
-    def _write(self, conn: Connection, pending: dict[SeriesKey, _Series]) -> None:
-        db = self._ws.db
-        chunks = [{"run_id": r, "key": k, **pack(s)} for (r, k), s in pending.items()]
-        db.execute_many(conn, _INSERT_CHUNK, chunks)
-        latest = [_latest(r, k, s) for (r, k), s in pending.items()]
-        upsert = db.upsert_statement(
-            latest_metrics,
-            keys=["run_id", "key"],
-            update=["value", "step", "timestamp"],
-            where=_newer,
-        )
-        db.execute_many(conn, upsert, latest)
+    def _write(self, conn: Connection, pending: dict[SeriesKey, Series]) -> None:
+        write_series(self._ws.db, conn, pending)
 
-    def _requeue(self, pending: dict[SeriesKey, _Series]) -> None:
+    def _requeue(self, pending: dict[SeriesKey, Series]) -> None:
         with self._lock:
             for key, older in pending.items():
                 newer = self._pending.get(key)
