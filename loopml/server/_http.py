@@ -107,6 +107,16 @@ def finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
 
 
+def json_float(value: float) -> float | str:
+    """A metric value for JSON: NaN and infinities as the strings "NaN", "Infinity" and
+    "-Infinity" (what ``float()`` reads back), so no value is lost on the way."""
+    return (
+        value
+        if math.isfinite(value)
+        else str(value).replace("inf", "Infinity").replace("nan", "NaN")
+    )
+
+
 def json_response(
     body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
@@ -119,6 +129,7 @@ __all__ = [
     "MAX_BODY",
     "decode_page_token",
     "finite",
+    "json_float",
     "json_response",
     "next_page_token",
     "page",

@@ -27,7 +27,7 @@ from loopml.server._batches import (
 )
 from loopml.server._http import (
     decode_page_token,
-    finite,
+    json_float,
     json_response,
     next_page_token,
     page,
@@ -114,7 +114,7 @@ def run_json(run: RunRecord, steps: dict[str, int] | None = None) -> dict[str, A
         "source_entry_point": run.source_entry_point,
         "error": run.error,
         "params": run.params,
-        "metrics": {k: finite(v) for k, v in run.metrics.items()},
+        "metrics": {k: json_float(v) for k, v in run.metrics.items()},
         "tags": run.tags,
         **({"metric_steps": steps} if steps is not None else {}),
     }
@@ -139,7 +139,7 @@ def _frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
             rec["parent_run_id"] = None
         rec["start_time"], rec["end_time"] = starts[i], ends[i]
         rec["metrics"] = {
-            k: float(v[i]) for k, v in columns["metrics"].items() if not np.isnan(v[i])
+            k: json_float(float(v[i])) for k, v in columns["metrics"].items() if not np.isnan(v[i])
         }
         for p in ("params", "tags"):
             rec[p] = {k: v[i] for k, v in columns[p].items() if isinstance(v[i], str)}
@@ -302,10 +302,8 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
         body = {
             "key": key,
             "step": part["step"].tolist(),
-            "value": [finite(v) for v in part["value"].tolist()],
-            "timestamp": np.asarray(part["timestamp"].to_numpy(), dtype="datetime64[ms]")
-            .astype("i8")
-            .tolist(),
+            "value": [json_float(v) for v in part["value"].tolist()],
+            "timestamp": part["timestamp"].dt.as_unit("ms").astype("int64").tolist(),
             "next_page_token": next_page_token(len(frame) > offset + size, offset, size),
         }
         return json_response(body)

@@ -130,7 +130,7 @@ def _record_from_json(body: dict[str, Any]) -> RunRecord:
         source_entry_point=body["source_entry_point"],
         error=body["error"],
         params=body["params"],
-        metrics={k: float("nan") if v is None else float(v) for k, v in body["metrics"].items()},
+        metrics={k: float(v) for k, v in body["metrics"].items()},
         tags=body["tags"],
     )
 
@@ -154,7 +154,7 @@ def get_metric_history(ws: Workspace, run_id: str, key: str) -> pd.DataFrame:
     flush(ws)
     if ws.remote is not None:
         body = ws.remote.get(f"/api/v1/runs/{run_id}/metrics/{quote(key, safe='')}")
-        points = [np.nan if v is None else v for v in body["value"]]
+        points = [float(v) for v in body["value"]]
         return _history_frame(body["step"], points, body["timestamp"])
     with ws.db.read() as conn:
         chunks = conn.execute(

@@ -20,8 +20,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from loopml.errors import LoopmlError, StoreError
+from loopml.errors import InvalidInput, LoopmlError, NotFound, StoreError
 from loopml.store import Node, now_ms
 from loopml.store.remote import RemoteClient, new_batch_id
 from loopml.tracking._sink import StoredRun
@@ -149,8 +150,12 @@ class RemoteSender:
         self.open_runs[run_id] = None
 
     def check_parent(self, parent_id: str) -> None:
-        if parent_id not in self.open_runs:
-            self._client.get(f"/api/v1/runs/{parent_id}")  # NotFound if there is none
+        if parent_id in self.open_runs:
+            return
+        try:
+            self._client.get(f"/api/v1/runs/{quote(parent_id, safe='')}")
+        except (NotFound, InvalidInput):
+            raise NotFound(f"parent run {parent_id!r} does not exist") from None
 
     def resume(self, run_id: str) -> StoredRun:
         self.flush()
@@ -160,7 +165,9 @@ class RemoteSender:
         body = self._client.get(f"/api/v1/runs/{run_id}")
         self.open_runs[run_id] = None
         steps = {k: int(v) + 1 for k, v in (body.get("metric_steps") or {}).items()}
-        return StoredRun(found["name"], found["parent_run_id"], found["experiment"], steps)
+        return StoredRun(
+            found["name"], found["parent_run_id"], found["experiment"], steps, body["params"]
+        )
 
     def log_params(self, run_id: str, new: Mapping[str, str]) -> None:
         with self._cond:

@@ -371,7 +371,9 @@ def start_run(
 def _resume(ws: Workspace, run_id: str) -> Run:
     stored = sink_for(ws).resume(run_id)
     exp = get_experiment(ws, stored.experiment)
-    return Run(ws, run_id, exp, stored.name, stored.parent_id, next_steps=stored.next_steps)
+    run = Run(ws, run_id, exp, stored.name, stored.parent_id, next_steps=stored.next_steps)
+    run._params.update(stored.params)  # a changed param raises at once, also remotely
+    return run
 
 
 def create_run(

@@ -18,6 +18,7 @@ class StoredRun:
     parent_id: str | None
     experiment: str
     next_steps: dict[str, int] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
 
 
 class RunSink(Protocol):

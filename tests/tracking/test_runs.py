@@ -13,6 +13,7 @@ from loopml.store import Node, Workspace, upstream
 from loopml.tracking import (
     active_run,
     download_artifacts,
+    flush,
     get_metric_history,
     get_run,
     list_artifacts,
@@ -134,12 +135,13 @@ def test_artifacts_round_trip(ws: Workspace, tmp_path: Path) -> None:
         download_artifacts(ws, run.id, "nope", tmp_path / "dl")
 
 
-def test_log_input_records_lineage(ws: Workspace) -> None:
+def test_log_input_records_lineage(ws: Workspace, db_ws: Workspace) -> None:
     with start_run("e", workspace=ws) as run:
         run.log_input("churn@3")
         with pytest.raises(InvalidInput, match="name@version"):
             run.log_input(42)
-    edges = upstream(ws.db, Node("run", run.id))
+    flush(ws)  # a client's writes are sent in the background; reads through the API flush
+    edges = upstream(db_ws.db, Node("run", run.id))
     assert [(str(e.src), e.role) for e in edges] == [("dataset_version:churn@3", "training")]
 
 

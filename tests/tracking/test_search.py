@@ -114,13 +114,12 @@ def _seed(ws: Workspace) -> None:
 
 
 def _run_count(ws: Workspace) -> int:
-    with ws.db.read() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one())
+    return len(search_runs(ws, max_results=100))
 
 
 @pytest.fixture
-def seeded(ws: Workspace) -> Workspace:
-    _seed(ws)
+def seeded(ws: Workspace, db_ws: Workspace) -> Workspace:
+    _seed(db_ws)
     return ws
 
 
