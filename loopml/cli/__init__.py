@@ -23,6 +23,8 @@ from loopml.cli import (
     predictions,
     runs,
     serve,
+    server,
+    server_users,
     workspace,
 )
 from loopml.cli._common import WorkspaceOption, err_console
@@ -57,6 +59,8 @@ def _root(
 
 
 app.command("init")(workspace.init)
+app.add_typer(server.server_app, name="server")
+app.command("login")(server_users.login)
 app.command("quickstart")(quickstart)
 app.command("train")(train)
 app.command("tune")(tune)

@@ -10,6 +10,7 @@ after a lost answer is recognised and not applied twice.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
 from loopml.errors import LoopmlError, NotFound
+from loopml.server._auth import ANONYMOUS, Principal
 from loopml.server._errors import describe
 from loopml.store import Node, Workspace, now_ms
 from loopml.store.schema import applied_batches, experiments, latest_metrics, runs
@@ -34,6 +36,7 @@ from loopml.tracking._rows import (
 from loopml.tracking._writer import Series, write_series
 
 RUN_ID = r"^[0-9a-f]{32}$"
+Authorize = Callable[[Principal, str, int | None], None]
 
 
 class _Body(BaseModel):
@@ -114,16 +117,27 @@ class BatchApplier:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
 
-    async def apply(self, batch: LogBatch) -> dict[str, Any]:
-        """Apply ``batch``; ``{"applied", "duplicate", "errors": [{"run_id", "error"}]}``."""
-        return await run_in_threadpool(self._apply, batch)
+    async def apply(
+        self, batch: LogBatch, who: Principal = ANONYMOUS, authorize: Authorize | None = None
+    ) -> dict[str, Any]:
+        """Apply ``batch``; ``{"applied", "duplicate", "errors": [{"run_id", "error"}]}``.
+
+        ``authorize(who, run_id, experiment_id)`` raises for a segment ``who`` may not write.
+        """
+        return await run_in_threadpool(self._apply, batch, False, who, authorize)
 
     async def apply_one(self, segment: Segment) -> None:
         """Apply one segment on its own; its error is raised, not reported."""
         answer = await run_in_threadpool(self._apply, LogBatch(ops=[segment]), True)
         assert not answer["errors"]
 
-    def _apply(self, batch: LogBatch, strict: bool = False) -> dict[str, Any]:
+    def _apply(
+        self,
+        batch: LogBatch,
+        strict: bool = False,
+        who: Principal = ANONYMOUS,
+        authorize: Authorize | None = None,
+    ) -> dict[str, Any]:
         errors: list[dict[str, Any]] = []
         with self.ws.db.write() as conn:
             if batch.batch_id is not None:
@@ -132,6 +146,9 @@ class BatchApplier:
                     return {"applied": 0, "duplicate": True, "errors": []}
             for seg in batch.ops:
                 try:
+                    if authorize is not None:
+                        exp_id = None if seg.create is None else seg.create.experiment_id
+                        authorize(who, seg.run_id, exp_id)
                     with conn.begin_nested():
                         self._segment(conn, seg)
                 except LoopmlError as exc:

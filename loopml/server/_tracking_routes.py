@@ -15,7 +15,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from loopml import tracking
-from loopml.errors import NotFound
+from loopml.errors import AlreadyExists, NotFound
+from loopml.server._access import Access
 from loopml.server._batches import (
     ArtifactRef,
     BatchApplier,
@@ -38,6 +39,7 @@ from loopml.server._http import (
 from loopml.server._openapi import ApiRoute
 from loopml.store import Workspace, now_ms
 from loopml.store.remote import ARROW_STREAM
+from loopml.store.schema import DEFAULT_PROJECT
 from loopml.tracking import RunRecord
 
 
@@ -47,6 +49,7 @@ class _Body(BaseModel):
 
 class NewExperiment(_Body):
     name: str = Field(min_length=1, max_length=256)
+    project: str = Field(default=DEFAULT_PROJECT, min_length=1, max_length=256)
     exist_ok: bool = False
 
 
@@ -89,6 +92,7 @@ def experiment_json(exp: tracking.Experiment, n_runs: int | None = None) -> dict
     body: dict[str, Any] = {
         "id": exp.id,
         "name": exp.name,
+        "project": exp.project,
         "created_at": int(exp.created_at.timestamp() * 1000),
     }
     if n_runs is not None:
@@ -159,25 +163,28 @@ def arrow_bytes(frame: pd.DataFrame) -> bytes:
 def tracking_routes(ws: Workspace) -> list[BaseRoute]:
     """The tracking half of ``/api/v1``."""
     applier = BatchApplier(ws)
+    access = Access(ws)
 
     async def list_experiments(request: Request) -> Response:
         size = query_int(request, "max_results", 100, 1, 1000)
         offset = decode_page_token(request.query_params.get("page_token"))
         found = await run_in_threadpool(tracking.list_experiments, ws)
+        projects = access.who(request).visible_projects()
+        if projects is not None:
+            found = [(e, n) for e, n in found if e.project in projects]
         items = [experiment_json(e, n) for e, n in found[offset : offset + size + 1]]
         return json_response(page("experiments", items, offset, size))
 
     async def create_experiment(request: Request) -> Response:
         body = await read_json(request, NewExperiment)
+        access.who(request).require(body.project, "editor")
 
         def create() -> tuple[tracking.Experiment, bool]:
             try:
                 found = tracking.get_experiment(ws, body.name)
             except NotFound:
-                return tracking.get_or_create_experiment(ws, body.name), True
+                return tracking.get_or_create_experiment(ws, body.name, body.project), True
             if not body.exist_ok:
-                from loopml.errors import AlreadyExists
-
                 raise AlreadyExists(f"experiment {body.name!r} exists already")
             return found, False
 
@@ -185,11 +192,16 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
         return json_response(experiment_json(exp), 201 if created else 200)
 
     async def get_experiment(request: Request) -> Response:
+        await access.experiment(request, request.path_params["name"], "viewer")
         exp = await run_in_threadpool(tracking.get_experiment, ws, request.path_params["name"])
         return json_response(experiment_json(exp))
 
     async def create_run(request: Request) -> Response:
         body = await read_json(request, NewRun)
+        try:
+            await access.experiment(request, body.experiment, "editor")
+        except NotFound:  # created with the run, in the default project
+            access.who(request).require(DEFAULT_PROJECT, "editor")
 
         def create() -> RunRecord:
             run = tracking.create_run(
@@ -210,6 +222,7 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
 
     async def get_run(request: Request) -> Response:
         run_id = await run_in_threadpool(tracking.resolve_run_id, ws, request.path_params["run_id"])
+        await access.run(request, run_id, "viewer")
         record = await run_in_threadpool(tracking.get_run, ws, run_id)
         steps = await run_in_threadpool(applier.latest_steps, run_id)
         return json_response(run_json(record, steps))
@@ -217,6 +230,7 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
     async def update_run(request: Request) -> Response:
         body = await read_json(request, RunUpdate)
         run_id = request.path_params["run_id"]
+        await access.run(request, run_id, "editor")
 
         def update() -> RunRecord:
             tracking.update_run(
@@ -244,10 +258,17 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
                 page_token=q.get("page_token"),
             )
         offset = decode_page_token(body.page_token)
+        names = body.experiments
+        visible = await access.visible_experiments(request)
+        if names is not None:
+            for name in names:
+                await access.experiment(request, name, "viewer")
+        elif visible is not None:
+            names = visible or ["\x00 no experiment is visible"]
         frame = await run_in_threadpool(
             tracking.search_runs,
             ws,
-            body.experiments,
+            names,
             body.filter,
             body.order_by,
             body.max_results + 1,
@@ -265,18 +286,21 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
 
     async def log_params(request: Request) -> Response:
         body = await read_json(request, Params)
+        await access.run(request, request.path_params["run_id"], "editor")
         params = {k: str(v) for k, v in body.params.items()}
         await applier.apply_one(Segment(run_id=request.path_params["run_id"], params=params))
         return json_response({"ok": True})
 
     async def set_tags(request: Request) -> Response:
         body = await read_json(request, Tags)
+        await access.run(request, request.path_params["run_id"], "editor")
         tags = {k: str(v) for k, v in body.tags.items()}
         await applier.apply_one(Segment(run_id=request.path_params["run_id"], tags=tags))
         return json_response({"ok": True})
 
     async def log_metrics(request: Request) -> Response:
         body = await read_json(request, Points)
+        await access.run(request, request.path_params["run_id"], "editor")
         series: dict[str, SeriesBody] = {}
         now = now_ms()
         for p in body.metrics:
@@ -289,12 +313,14 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
 
     async def log_input(request: Request) -> Response:
         body = await read_json(request, InputRef)
+        await access.run(request, request.path_params["run_id"], "editor")
         ref = InputRef(dataset=body.dataset, role=body.role)
         await applier.apply_one(Segment(run_id=request.path_params["run_id"], inputs=[ref]))
         return json_response({"ok": True})
 
     async def metric_history(request: Request) -> Response:
         run_id, key = request.path_params["run_id"], request.path_params["key"]
+        await access.run(request, run_id, "viewer")
         size = query_int(request, "max_results", 1_000_000, 1, 1_000_000)
         offset = decode_page_token(request.query_params.get("page_token"))
         frame = await run_in_threadpool(tracking.get_metric_history, ws, run_id, key)
@@ -309,11 +335,13 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
         return json_response(body)
 
     async def list_artifacts(request: Request) -> Response:
+        await access.run(request, request.path_params["run_id"], "viewer")
         frame = await run_in_threadpool(tracking.list_artifacts, ws, request.path_params["run_id"])
         return json_response({"artifacts": frame.to_dict(orient="records")})
 
     async def get_artifact(request: Request) -> Response:
         run_id, path = request.path_params["run_id"], request.path_params["path"]
+        await access.run(request, run_id, "viewer")
         frame = await run_in_threadpool(tracking.list_artifacts, ws, run_id)
         hit = frame[frame.path == path.strip("/")]
         if hit.empty:
@@ -324,6 +352,7 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
 
     async def put_artifact(request: Request) -> Response:
         run_id, path = request.path_params["run_id"], request.path_params["path"]
+        await access.run(request, run_id, "editor")
         data = await read_body(request)
         digest = await run_in_threadpool(ws.blobs.put_bytes, data)
         ref = {path: ArtifactRef(digest=digest, size=len(data))}
@@ -332,7 +361,7 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
 
     async def apply_batch(request: Request) -> Response:
         body = await read_json(request, LogBatch)
-        return json_response(await applier.apply(body))
+        return json_response(await applier.apply(body, access.who(request), access.segment))
 
     return [
         ApiRoute(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
+from loopml._credentials import token_for
 from loopml.errors import AlreadyExists, InvalidInput, WorkspaceNotFound
 from loopml.settings import CONFIG_FILE, STATE_DIR, Settings, load_settings
 from loopml.store.blobs import BlobStore
@@ -45,7 +46,8 @@ class Workspace:
         self.remote: RemoteClient | None = None
         self._db: MetadataDB | None = None
         if settings.tracking_uri is not None:
-            self.remote = RemoteClient(settings.tracking_uri, settings.tracking_token)
+            token = settings.tracking_token or token_for(settings.tracking_uri)
+            self.remote = RemoteClient(settings.tracking_uri, token)
             self.blobs: BlobStore = HttpBlobStore(self.remote)
         else:
             self._db = MetadataDB(

@@ -22,6 +22,7 @@ class Experiment:
     id: int
     name: str
     created_at: datetime
+    project: str = "default"
 
 
 def check_name(value: object, what: str, *, max_len: int = 256) -> str:
@@ -38,8 +39,9 @@ def to_datetime(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def _row_to_experiment(row: sa.Row[tuple[int, str, int]]) -> Experiment:
-    return Experiment(row.id, row.name, to_datetime(row.created_at) or datetime.now(UTC))
+def _row_to_experiment(row: sa.Row[Any]) -> Experiment:
+    created = to_datetime(row.created_at) or datetime.now(UTC)
+    return Experiment(row.id, row.name, created, row.project)
 
 
 def _from_json(body: dict[str, Any]) -> Experiment:
@@ -62,18 +64,23 @@ def get_experiment(ws: Workspace, name: str) -> Experiment:
     return _row_to_experiment(row)
 
 
-def get_or_create_experiment(ws: Workspace, name: str) -> Experiment:
-    """The experiment called ``name``, created if it does not exist yet."""
+def get_or_create_experiment(ws: Workspace, name: str, project: str | None = None) -> Experiment:
+    """The experiment called ``name``, created if it does not exist yet (in ``project``,
+    default the workspace's ``project`` setting)."""
     check_name(name, "experiment name")
+    project = check_name(project or ws.settings.project, "project")
     if ws.remote is not None:
-        return _from_json(ws.remote.post("/api/v1/experiments", {"name": name, "exist_ok": True}))
+        body = {"name": name, "project": project, "exist_ok": True}
+        return _from_json(ws.remote.post("/api/v1/experiments", body))
     with ws.db.read() as conn:
         row = conn.execute(sa.select(experiments).where(experiments.c.name == name)).first()
     if row is not None:
         return _row_to_experiment(row)
     try:
         with ws.db.write() as conn:
-            conn.execute(experiments.insert().values(name=name, created_at=now_ms()))
+            conn.execute(
+                experiments.insert().values(name=name, project=project, created_at=now_ms())
+            )
     except IntegrityError:
         pass  # created by someone else meanwhile
     return get_experiment(ws, name)

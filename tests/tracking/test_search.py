@@ -10,7 +10,6 @@ import re
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from loopml.errors import InvalidInput, NotFound
 from loopml.store import Workspace

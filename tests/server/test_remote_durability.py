@@ -1,0 +1,136 @@
+"""Nothing a remote client logs is lost or doubled: the server killed and restarted
+mid-stream, and the client itself stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loopml.store import Workspace
+from loopml.tracking import get_metric_history, get_run, search_runs, start_run
+from tests.conftest import free_port
+
+LOOPML = str(Path(sys.executable).with_name("loopml"))
+
+
+class ServerProcess:
+    """``loopml server`` in a process of its own, to kill and start again."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home, self.port = home, port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        cmd = [LOOPML, "-w", str(self.home), "server", "--port", str(self.port)]
+        with open(self.home / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not start: {(self.home / 'server.log').read_text()}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    Workspace.init(tmp_path / "server").close()
+    srv = ServerProcess(tmp_path / "server", free_port())
+    srv.start()
+    yield srv
+    if srv.proc is not None and srv.proc.poll() is None:
+        srv.proc.terminate()
+        srv.proc.wait(10)
+
+
+def test_server_killed_and_restarted_while_a_client_logs(server: ServerProcess) -> None:
+    client = Workspace.open(tracking_uri=server.url, metric_flush_interval=0.05)
+    n_runs, n_points = 3, 3000
+    with start_run("durable", workspace=client) as parent:
+        children = [
+            start_run("durable", f"child-{i}", parent=parent, workspace=client)
+            for i in range(n_runs)
+        ]
+        for step in range(n_points):
+            for run in children:
+                run.log_metric("loss", 1.0 / (step + 1), step=step)
+            if step == n_points // 3:
+                server.kill()  # mid-stream: batches in flight are lost with the process
+            if step == n_points // 2:
+                server.start()  # same port, same workspace
+            if step % 100 == 0:
+                time.sleep(0.02)
+        for run in children:
+            run.log_param("done", True)
+            run.end()
+    client.close()  # sends what is left
+
+    reader = Workspace.open(tracking_uri=server.url)
+    found = search_runs(reader, "durable")
+    assert len(found) == n_runs + 1 and set(found.status) == {"FINISHED"}
+    for run in children:
+        history = get_metric_history(reader, run.id, "loss")
+        assert history.step.tolist() == list(range(n_points))  # all there, none twice
+        assert get_run(reader, run.id).params == {"done": "True"}
+    reader.close()
+
+
+CLIENT = textwrap.dedent(
+    """
+    import sys, time
+    import loopml
+    ws = loopml.Workspace.open(tracking_uri=sys.argv[1], metric_flush_interval=0.05)
+    run = loopml.start_run("sigterm", workspace=ws)
+    print(run.id, flush=True)
+    step = 0
+    while True:
+        run.log_metric("x", float(step), step=step)
+        step += 1
+        if step % 500 == 0:
+            print(step, flush=True)
+            time.sleep(0.01)
+    """
+)
+
+
+def test_sigterm_to_a_client_sends_what_it_logged(server: ServerProcess, tmp_path: Path) -> None:
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
+    with subprocess.Popen(
+        [sys.executable, str(script), server.url], stdout=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        logged = 0
+        while logged < 5000:
+            logged = int(proc.stdout.readline())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM
+
+    reader = Workspace.open(tracking_uri=server.url)
+    history = get_metric_history(reader, run_id, "x")
+    n = len(history)
+    assert n >= logged and history.step.tolist() == list(range(n))  # nothing lost or doubled
+    assert get_run(reader, run_id).status == "FINISHED"
+    reader.close()
