@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any, Literal
 
 import numpy as np
@@ -18,6 +19,7 @@ from loopml import tracking
 from loopml.errors import AlreadyExists, NotFound
 from loopml.server._access import Access
 from loopml.server._batches import (
+    RUN_ID,
     ArtifactRef,
     BatchApplier,
     InputRef,
@@ -26,6 +28,7 @@ from loopml.server._batches import (
     Segment,
     SeriesBody,
 )
+from loopml.server._errors import ApiError
 from loopml.server._http import (
     decode_page_token,
     json_float,
@@ -41,6 +44,8 @@ from loopml.store import Workspace, now_ms
 from loopml.store.remote import ARROW_STREAM
 from loopml.store.schema import DEFAULT_PROJECT
 from loopml.tracking import RunRecord
+
+RUN_ID_PATTERN = re.compile(RUN_ID)
 
 
 class _Body(BaseModel):
@@ -85,6 +90,15 @@ class Params(_Body):
 
 class Tags(_Body):
     tags: dict[str, str | int | float | bool]
+
+
+def _run_id(request: Request) -> str:
+    """The run id in the request's path; 422 unless it is 32 lowercase hex characters."""
+    run_id: str = request.path_params["run_id"]
+    if not RUN_ID_PATTERN.match(run_id):
+        message = f"run_id must be 32 lowercase hex characters, got {run_id[:40]!r}"
+        raise ApiError(422, "invalid_input", message, "run_id")
+    return run_id
 
 
 def experiment_json(exp: tracking.Experiment, n_runs: int | None = None) -> dict[str, Any]:
@@ -229,7 +243,7 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
 
     async def update_run(request: Request) -> Response:
         body = await read_json(request, RunUpdate)
-        run_id = request.path_params["run_id"]
+        run_id = _run_id(request)
         await access.run(request, run_id, "editor")
 
         def update() -> RunRecord:
@@ -264,7 +278,7 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
             for name in names:
                 await access.experiment(request, name, "viewer")
         elif visible is not None:
-            names = visible or ["\x00 no experiment is visible"]
+            names = visible  # maybe none: then no run matches
         frame = await run_in_threadpool(
             tracking.search_runs,
             ws,
@@ -286,21 +300,21 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
 
     async def log_params(request: Request) -> Response:
         body = await read_json(request, Params)
-        await access.run(request, request.path_params["run_id"], "editor")
+        await access.run(request, _run_id(request), "editor")
         params = {k: str(v) for k, v in body.params.items()}
-        await applier.apply_one(Segment(run_id=request.path_params["run_id"], params=params))
+        await applier.apply_one(Segment(run_id=_run_id(request), params=params))
         return json_response({"ok": True})
 
     async def set_tags(request: Request) -> Response:
         body = await read_json(request, Tags)
-        await access.run(request, request.path_params["run_id"], "editor")
+        await access.run(request, _run_id(request), "editor")
         tags = {k: str(v) for k, v in body.tags.items()}
-        await applier.apply_one(Segment(run_id=request.path_params["run_id"], tags=tags))
+        await applier.apply_one(Segment(run_id=_run_id(request), tags=tags))
         return json_response({"ok": True})
 
     async def log_metrics(request: Request) -> Response:
         body = await read_json(request, Points)
-        await access.run(request, request.path_params["run_id"], "editor")
+        await access.run(request, _run_id(request), "editor")
         series: dict[str, SeriesBody] = {}
         now = now_ms()
         for p in body.metrics:
@@ -308,18 +322,18 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
             s.step.append(p.step)
             s.value.append(p.value)
             s.timestamp.append(now if p.timestamp is None else p.timestamp)
-        await applier.apply_one(Segment(run_id=request.path_params["run_id"], metrics=series))
+        await applier.apply_one(Segment(run_id=_run_id(request), metrics=series))
         return json_response({"ok": True})
 
     async def log_input(request: Request) -> Response:
         body = await read_json(request, InputRef)
-        await access.run(request, request.path_params["run_id"], "editor")
+        await access.run(request, _run_id(request), "editor")
         ref = InputRef(dataset=body.dataset, role=body.role)
-        await applier.apply_one(Segment(run_id=request.path_params["run_id"], inputs=[ref]))
+        await applier.apply_one(Segment(run_id=_run_id(request), inputs=[ref]))
         return json_response({"ok": True})
 
     async def metric_history(request: Request) -> Response:
-        run_id, key = request.path_params["run_id"], request.path_params["key"]
+        run_id, key = _run_id(request), request.path_params["key"]
         await access.run(request, run_id, "viewer")
         size = query_int(request, "max_results", 1_000_000, 1, 1_000_000)
         offset = decode_page_token(request.query_params.get("page_token"))
@@ -335,12 +349,12 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
         return json_response(body)
 
     async def list_artifacts(request: Request) -> Response:
-        await access.run(request, request.path_params["run_id"], "viewer")
-        frame = await run_in_threadpool(tracking.list_artifacts, ws, request.path_params["run_id"])
+        await access.run(request, _run_id(request), "viewer")
+        frame = await run_in_threadpool(tracking.list_artifacts, ws, _run_id(request))
         return json_response({"artifacts": frame.to_dict(orient="records")})
 
     async def get_artifact(request: Request) -> Response:
-        run_id, path = request.path_params["run_id"], request.path_params["path"]
+        run_id, path = _run_id(request), request.path_params["path"]
         await access.run(request, run_id, "viewer")
         frame = await run_in_threadpool(tracking.list_artifacts, ws, run_id)
         hit = frame[frame.path == path.strip("/")]
@@ -351,7 +365,7 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
         return StreamingResponse(ws.blobs._chunks(digest), headers=headers)
 
     async def put_artifact(request: Request) -> Response:
-        run_id, path = request.path_params["run_id"], request.path_params["path"]
+        run_id, path = _run_id(request), request.path_params["path"]
         await access.run(request, run_id, "editor")
         data = await read_body(request)
         digest = await run_in_threadpool(ws.blobs.put_bytes, data)
