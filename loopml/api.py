@@ -160,6 +160,9 @@ def lineage(model_uri: str, *, workspace: Workspace | None = None) -> list[Edge]
     ...     print(edge)       # run:3f2a... --produced--> model_version:churn/1
     """
     ws = workspace or default_workspace()
+    if ws.remote is not None:
+        found = ws.remote.get("/api/v1/lineage", uri=model_uri)["edges"]
+        return [Edge(Node(**e["src"]), Node(**e["dst"]), e["role"]) for e in found]
     mv = registry.get_model_version(ws, model_uri)
     return upstream(ws.db, Node("model_version", f"{mv.name}/{mv.version}"))
 

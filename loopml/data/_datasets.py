@@ -4,7 +4,8 @@ A version is a Parquet (zstd) blob plus a row in ``dataset_versions`` holding it
 (Arrow type and semantic kind per column), row count, profile, source description and a
 hash of the canonical Arrow data — ingesting identical data again returns the existing
 version. Lineage edges record the files or query it came from and the versions it was
-derived from.
+derived from. On a remote workspace the same functions go through the loopml server
+(:mod:`loopml.data._remote`); the Parquet travels through its blob store.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -25,7 +24,11 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from loopml.data._profile import Profile, profile_table
+from loopml.data import _remote
+from loopml.data._profile import profile_table
+from loopml.data._records import ColumnInfo as ColumnInfo
+from loopml.data._records import DatasetVersion as DatasetVersion
+from loopml.data._records import cache_dir, version_from_row
 from loopml.data._refs import check_dataset_name, parse_dataset_ref
 from loopml.data._sources import CsvOptions, Format, Loaded, Progress, read_source
 from loopml.data._sources import normalize_names as _normalize
@@ -34,84 +37,6 @@ from loopml.store import Node, Workspace, add_edge, default_workspace, now_ms
 from loopml.store.schema import dataset_aliases, dataset_versions, datasets
 
 _ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class ColumnInfo:
-    """One column of a dataset version: its Arrow type and semantic kind."""
-
-    name: str
-    arrow_type: str
-    kind: str
-
-
-@dataclass(frozen=True)
-class DatasetVersion:
-    """One immutable version of a dataset, e.g. ``churn@3``."""
-
-    ws: Workspace = field(repr=False, compare=False)
-    name: str
-    version: int
-    num_rows: int
-    columns: tuple[ColumnInfo, ...]
-    profile: Profile = field(repr=False)
-    source: dict[str, Any] = field(repr=False)
-    content_hash: str = field(repr=False)
-    digest: str = field(repr=False)
-    size_bytes: int = field(repr=False)
-    created_at: datetime = field(repr=False)
-
-    @property
-    def ref(self) -> str:
-        """``name@version``."""
-        return f"{self.name}@{self.version}"
-
-    @property
-    def lineage_node(self) -> Node:
-        """This version as a lineage node (what ``run.log_input`` records)."""
-        return Node("dataset_version", self.ref)
-
-    @property
-    def column_names(self) -> list[str]:
-        """The column names, in order."""
-        return [c.name for c in self.columns]
-
-    def __str__(self) -> str:
-        return self.ref
-
-    def path(self) -> Path:
-        """A local Parquet file with this version's verified data."""
-        cache = self.ws.settings.state_dir / "cache" / "blobs"
-        return self.ws.blobs.local_path(self.digest, cache)
-
-    def to_arrow(self, columns: Sequence[str] | None = None) -> pa.Table:
-        """The data as an Arrow table (optionally only ``columns``)."""
-        self._check_columns(columns)
-        return pq.read_table(self.path(), columns=list(columns) if columns else None)
-
-    def to_pandas(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """The data as a pandas DataFrame (optionally only ``columns``)."""
-        return self.to_arrow(columns).to_pandas()
-
-    def iter_batches(
-        self, batch_size: int = 65_536, columns: Sequence[str] | None = None
-    ) -> Iterator[pa.RecordBatch]:
-        """Stream the data in record batches, for data that does not fit in memory."""
-        self._check_columns(columns)
-        if batch_size < 1:
-            raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
-        parquet = pq.ParquetFile(self.path())
-        yield from parquet.iter_batches(
-            batch_size=batch_size, columns=list(columns) if columns else None
-        )
-
-    def _check_columns(self, columns: Sequence[str] | None) -> None:
-        missing = [c for c in columns or () if c not in self.column_names]
-        if missing:
-            raise InvalidInput(
-                f"{self.ref} has no column(s) {', '.join(map(repr, missing))}; "
-                f"its columns: {', '.join(self.column_names)}"
-            )
 
 
 def _canonical_type(t: pa.DataType) -> pa.DataType:
@@ -173,22 +98,6 @@ class ReadOptions:
         return loaded
 
 
-def _row_to_version(ws: Workspace, row: Any) -> DatasetVersion:
-    return DatasetVersion(
-        ws=ws,
-        name=row.name,
-        version=row.version,
-        num_rows=row.num_rows,
-        columns=tuple(ColumnInfo(**c) for c in row.schema),
-        profile=row.profile,
-        source=row.source,
-        content_hash=row.content_hash,
-        digest=row.digest,
-        size_bytes=row.size_bytes,
-        created_at=datetime.fromtimestamp(row.created_at / 1000, tz=UTC),
-    )
-
-
 def ingest(
     source: Any,
     name: str,
@@ -247,12 +156,97 @@ def store_version(
     parents: Sequence[DatasetVersion],
     description: str = "",
 ) -> DatasetVersion:
-    """Write ``table`` as the next version of ``name`` (or return the identical one)."""
+    """Write ``table`` as the next version of ``name`` (or return the identical one).
+
+    On a remote workspace the Parquet is uploaded to the server, which records the row.
+    """
     table = canonical(table)
     digest_of_data = content_hash(table)
+    if ws.remote is not None:
+        blob, _ = _write_parquet(ws, table)
+        return _remote.create_version(
+            ws,
+            name,
+            blob,
+            source=source,
+            origins=origins,
+            parents=parents,
+            description=description,
+            content_hash=digest_of_data,
+            num_rows=table.num_rows,
+        )
     existing = _by_hash(ws, name, digest_of_data)
     if existing is not None:
         return existing
+    blob, size = _write_parquet(ws, table)
+    return _insert(
+        ws, name, table, digest_of_data, blob, size, source, origins, parents, description
+    )
+
+
+def store_parquet(
+    ws: Workspace,
+    name: str,
+    digest: str,
+    source: dict[str, Any],
+    origins: Sequence[Node],
+    parents: Sequence[DatasetVersion],
+    description: str = "",
+    *,
+    expect_hash: str | None = None,
+    expect_rows: int | None = None,
+) -> DatasetVersion:
+    """Record Parquet blob ``digest``, already in the blob store, as the next version of
+    ``name`` (or return the identical one): what a server does for a remote ingest.
+
+    The schema, row count, content hash and profile are computed from the Parquet itself;
+    ``expect_hash`` and ``expect_rows`` (the client's figures) must agree with them.
+
+    Raises
+    ------
+    NotFound
+        No blob ``digest`` is stored.
+    InvalidInput
+        The blob is not Parquet, or it does not hold the data the client described.
+    """
+    check_dataset_name(name)
+    path = ws.blobs.local_path(digest, cache_dir(ws))
+    try:
+        table = canonical(pq.read_table(path))
+    except (pa.ArrowException, OSError) as exc:
+        raise InvalidInput(f"blob {digest} is not a readable Parquet file: {exc}") from None
+    if table.num_columns == 0:
+        raise InvalidInput(f"Parquet blob {digest} has no columns")
+    digest_of_data = content_hash(table)
+    if expect_rows is not None and expect_rows != table.num_rows:
+        raise InvalidInput(f"blob {digest} holds {table.num_rows} rows, not {expect_rows}")
+    if expect_hash is not None and expect_hash != digest_of_data:
+        raise InvalidInput(
+            f"blob {digest} holds data hashing to {digest_of_data}, not to {expect_hash}: "
+            "its Parquet does not read back as the table that was written"
+        )
+    existing = _by_hash(ws, name, digest_of_data)
+    if existing is not None:
+        return existing
+    size = path.stat().st_size
+    return _insert(
+        ws, name, table, digest_of_data, digest, size, source, origins, parents, description
+    )
+
+
+def _insert(
+    ws: Workspace,
+    name: str,
+    table: pa.Table,
+    digest_of_data: str,
+    blob: str,
+    size: int,
+    source: dict[str, Any],
+    origins: Sequence[Node],
+    parents: Sequence[DatasetVersion],
+    description: str,
+) -> DatasetVersion:
+    """Insert the row of a version whose Parquet is stored, with its lineage edges."""
     profile = profile_table(table)
     columns = [
         {
@@ -262,7 +256,6 @@ def store_version(
         }
         for c in table.column_names
     ]
-    blob, size = _write_parquet(ws, table)
     for _ in range(_ATTEMPTS):
         try:
             with ws.db.write() as conn:
@@ -323,13 +316,15 @@ def _by_hash(ws: Workspace, name: str, digest: str) -> DatasetVersion | None:
                 dataset_versions.c.name == name, dataset_versions.c.content_hash == digest
             )
         ).first()
-    return None if row is None else _row_to_version(ws, row)
+    return None if row is None else version_from_row(ws, row)
 
 
 def get_version(
     ws: Workspace, name: str, version: int | None = None, alias: str | None = None
 ) -> DatasetVersion:
     """A version by number, alias, or (neither) the latest; NotFound says what exists."""
+    if ws.remote is not None:
+        return _remote.get_version(ws, name, version, alias)
     dv = dataset_versions
     with ws.db.read() as conn:
         if alias is not None:
@@ -371,7 +366,7 @@ def get_version(
                 f"dataset {name!r} has no version {version} "
                 f"(versions: {', '.join(map(str, versions))})"
             )
-    return _row_to_version(ws, row)
+    return version_from_row(ws, row)
 
 
 def resolve(ref: str | DatasetVersion, *, workspace: Workspace | None = None) -> DatasetVersion:
@@ -385,6 +380,8 @@ def resolve(ref: str | DatasetVersion, *, workspace: Workspace | None = None) ->
 def list_datasets(*, workspace: Workspace | None = None) -> pd.DataFrame:
     """Every dataset with its latest version, row count and creation time."""
     ws = workspace or default_workspace()
+    if ws.remote is not None:
+        return _remote.list_datasets(ws)
     dv = dataset_versions
     latest = (
         sa.select(dv.c.name, sa.func.max(dv.c.version).label("v")).group_by(dv.c.name).subquery()
@@ -406,6 +403,8 @@ def list_datasets(*, workspace: Workspace | None = None) -> pd.DataFrame:
 def list_versions(name: str, *, workspace: Workspace | None = None) -> list[DatasetVersion]:
     """Every version of dataset ``name``, oldest first."""
     ws = workspace or default_workspace()
+    if ws.remote is not None:
+        return _remote.list_versions(ws, name)
     with ws.db.read() as conn:
         rows = conn.execute(
             sa.select(dataset_versions)
@@ -414,7 +413,7 @@ def list_versions(name: str, *, workspace: Workspace | None = None) -> list[Data
         ).all()
     if not rows:
         raise NotFound(f"no dataset named {name!r}")
-    return [_row_to_version(ws, r) for r in rows]
+    return [version_from_row(ws, r) for r in rows]
 
 
 def set_alias(
@@ -425,6 +424,8 @@ def set_alias(
     check_dataset_name(alias)
     if alias == "latest" or alias.isdigit():
         raise InvalidInput(f"{alias!r} cannot be an alias: it reads as a version")
+    if ws.remote is not None:
+        return _remote.set_alias(ws, name, alias, version)
     target = get_version(ws, name, version)
     with ws.db.write() as conn:
         ws.db.upsert(

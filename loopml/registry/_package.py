@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from loopml._version import __version__
-from loopml.errors import InvalidInput, StoreError
+from loopml.errors import InvalidInput, NotFound, StoreError
 from loopml.registry._flavors import Flavor
 from loopml.registry._signature import Signature
 from loopml.store import Workspace
@@ -86,11 +86,65 @@ def _read_manifest(ws: Workspace, digest: str) -> dict[str, str]:
         raise StoreError(f"model package {digest} has an unreadable manifest: {exc}") from exc
     if not isinstance(manifest, dict) or METADATA_FILE not in manifest:
         raise StoreError(f"model package {digest} has no {METADATA_FILE}")
-    for rel in manifest:
+    for rel, blob in manifest.items():
         path = PurePosixPath(rel)
         if path.is_absolute() or ".." in path.parts:
             raise StoreError(f"model package {digest} names a file outside itself: {rel!r}")
+        if not isinstance(blob, str):
+            raise StoreError(f"model package {digest} gives {rel!r} no digest")
     return {str(k): str(v) for k, v in manifest.items()}
+
+
+def package_info(ws: Workspace, digest: str) -> dict[str, Any]:
+    """Package ``digest`` as the API shows it: its files ``{path: digest}`` and metadata."""
+    files = _read_manifest(ws, digest)
+    try:
+        metadata = json.loads(ws.blobs.get_bytes(files[METADATA_FILE]))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"model package {digest} has an unreadable {METADATA_FILE}") from exc
+    return {"digest": digest, "files": files, "metadata": metadata}
+
+
+def check_package(ws: Workspace, digest: str, flavor: str, signature: Signature) -> None:
+    """Check that package ``digest`` is stored whole and holds a ``flavor`` model with
+    ``signature`` (what a remote client claims when it posts a version row).
+
+    Raises
+    ------
+    NotFound
+        The manifest or one of the package's files is not in the blob store.
+    InvalidInput
+        The blob is not a package manifest, or its metadata names another flavor, another
+        signature or a format this loopml cannot read.
+    """
+    try:
+        info = package_info(ws, digest)
+    except StoreError as exc:
+        raise InvalidInput(f"package_digest: {exc}") from None
+    missing = sorted(rel for rel, blob in info["files"].items() if not ws.blobs.exists(blob))
+    if missing:
+        raise NotFound(
+            f"model package {digest} lacks the blobs of {', '.join(map(repr, missing[:5]))}: "
+            "upload every file of the package before posting the version"
+        )
+    metadata = info["metadata"]
+    problem = None
+    if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
+        problem = f"has no {METADATA_FILE} of format {FORMAT_VERSION}"
+    elif metadata.get("flavor") != flavor:
+        problem = f"holds a {metadata.get('flavor')!r} model, not a {flavor!r} one"
+    elif Signature.from_dict(metadata.get("signature") or {}) != signature:
+        problem = "has another signature than the one given"
+    if problem is not None:
+        raise InvalidInput(f"model package {digest} {problem}")
+
+
+def cache_dir(ws: Workspace) -> Path:
+    """Where packages are materialised: the workspace's ``.loopml/cache/packages``, or for
+    a remote workspace without a folder, ``loopml/packages`` in the user's cache folder."""
+    if ws.home is None and ws.remote is not None:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "loopml/packages"
+    return ws.settings.state_dir / "cache" / "packages"
 
 
 def materialise(ws: Workspace, digest: str) -> Path:
@@ -100,7 +154,7 @@ def materialise(ws: Workspace, digest: str) -> Path:
     never holds a partial package. Blob reads are verified; a damaged blob raises
     :class:`~loopml.errors.CorruptBlob`.
     """
-    cache = ws.settings.state_dir / "cache" / "packages"
+    cache = cache_dir(ws)
     target = cache / digest
     if target.is_dir():
         return target

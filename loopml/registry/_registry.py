@@ -2,16 +2,16 @@
 
 Every write is one transaction. A new version number is the model's highest plus one,
 taken while holding the model row's lock (PostgreSQL) or the database write lock (SQLite);
-a clash with a concurrent writer is retried.
+a clash with a concurrent writer is retried. On a remote workspace each function goes
+through the loopml server instead (:mod:`loopml.registry._remote`); a package's files are
+uploaded to the server's blob store before its version row is posted.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,147 +19,27 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from loopml.errors import Conflict, InvalidInput, NotFound
+from loopml.registry import _queries as queries
+from loopml.registry import _remote
 from loopml.registry._flavors import Flavor, flavor_for, get_flavor
-from loopml.registry._package import store_package
+from loopml.registry._package import check_package, store_package
+from loopml.registry._queries import MODEL_LEVEL
+from loopml.registry._records import (
+    ModelVersion,
+    RegisteredModel,
+    check_tags,
+    check_version,
+)
 from loopml.registry._signature import Signature
-from loopml.registry._uri import SCHEME, check_alias, check_name, parse_model_uri
+from loopml.registry._uri import check_alias, check_name, parse_model_uri
 from loopml.store import Node, Workspace, add_edge, now_ms
 from loopml.store.schema import model_aliases, model_tags, model_versions, models, runs
 
 READY = "READY"
-MODEL_LEVEL = 0  # model_tags.version of a tag on the model itself
-MAX_TAG_KEY = 250
 _ATTEMPTS = 8
-_SHOWN_NAMES = 10
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One immutable registered version of a model; ``uri`` points at it."""
-
-    name: str
-    version: int
-    flavor: str
-    signature: Signature
-    run_id: str | None
-    status: str
-    description: str
-    created_at: dt.datetime
-    package_digest: str
-    aliases: tuple[str, ...] = ()
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def uri(self) -> str:
-        """``models:/<name>/<version>``."""
-        return f"{SCHEME}{self.name}/{self.version}"
-
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    """A model name with its versions' summary: latest version, aliases and model tags."""
-
-    name: str
-    description: str
-    latest_version: int | None
-    aliases: dict[str, int]
-    tags: dict[str, str]
-    created_at: dt.datetime
-    updated_at: dt.datetime
-
-
-def _time(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
 # -- reading -------------------------------------------------------------------------------
-def _model_row(conn: Connection, name: str) -> sa.Row[Any]:
-    row = conn.execute(sa.select(models).where(models.c.name == name)).first()
-    if row is None:
-        known = conn.execute(
-            sa.select(models.c.name).order_by(models.c.name).limit(_SHOWN_NAMES + 1)
-        ).scalars()
-        names = list(known)
-        listed = ", ".join(map(repr, names[:_SHOWN_NAMES])) + (
-            ", ..." if len(names) > _SHOWN_NAMES else ""
-        )
-        hint = f"registered models: {listed}" if names else "no models are registered yet"
-        raise NotFound(f"no registered model named {name!r}; {hint}")
-    return row
-
-
-def _aliases(conn: Connection, name: str) -> dict[str, int]:
-    rows = conn.execute(
-        sa.select(model_aliases.c.alias, model_aliases.c.version)
-        .where(model_aliases.c.model == name)
-        .order_by(model_aliases.c.alias)
-    )
-    return {r.alias: r.version for r in rows}
-
-
-def _tags(conn: Connection, name: str, versions: Sequence[int]) -> dict[int, dict[str, str]]:
-    rows = conn.execute(
-        sa.select(model_tags)
-        .where(model_tags.c.model == name, model_tags.c.version.in_(versions))
-        .order_by(model_tags.c.key)
-    )
-    found: dict[int, dict[str, str]] = {v: {} for v in versions}
-    for r in rows:
-        found[r.version][r.key] = r.value
-    return found
-
-
-def _versions(conn: Connection, name: str, version: int | None = None) -> list[ModelVersion]:
-    query = sa.select(model_versions).where(model_versions.c.model == name)
-    if version is not None:
-        query = query.where(model_versions.c.version == version)
-    rows = conn.execute(query.order_by(model_versions.c.version)).all()
-    aliases = _aliases(conn, name)
-    tags = _tags(conn, name, [r.version for r in rows])
-    return [
-        ModelVersion(
-            name=r.model,
-            version=r.version,
-            flavor=r.flavor,
-            signature=Signature.from_dict(r.signature),
-            run_id=r.run_id,
-            status=r.status,
-            description=r.description,
-            created_at=_time(r.created_at),
-            package_digest=r.package_digest,
-            aliases=tuple(a for a, v in aliases.items() if v == r.version),
-            tags=tags[r.version],
-        )
-        for r in rows
-    ]
-
-
-def _resolve(conn: Connection, name: str, version: int | None, alias: str | None) -> int:
-    """The version number that (version, alias) means for model ``name``."""
-    _model_row(conn, name)
-    if alias is not None:
-        aliases = _aliases(conn, name)
-        if alias not in aliases:
-            have = ", ".join(map(repr, aliases)) if aliases else "none"
-            raise NotFound(f"model {name!r} has no alias {alias!r}; its aliases: {have}")
-        return aliases[alias]
-    latest = conn.execute(
-        sa.select(sa.func.max(model_versions.c.version)).where(model_versions.c.model == name)
-    ).scalar()
-    if latest is None:
-        raise NotFound(f"model {name!r} has no versions")
-    if version is None:
-        return int(latest)
-    exists = conn.execute(
-        sa.select(model_versions.c.version).where(
-            model_versions.c.model == name, model_versions.c.version == version
-        )
-    ).first()
-    if exists is None:
-        raise NotFound(f"model {name!r} has no version {version} (latest is {latest})")
-    return version
-
-
 def _parse(uri_or_name: str, version: int | None) -> tuple[str, int | None, str | None]:
     name, in_uri, alias = parse_model_uri(uri_or_name)
     if version is None:
@@ -168,13 +48,7 @@ def _parse(uri_or_name: str, version: int | None) -> tuple[str, int | None, str 
         raise InvalidInput(
             f"{uri_or_name!r} already names a version; pass version= only with a bare name"
         )
-    return name, _check_version(version), None
-
-
-def _check_version(version: int) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidInput(f"version must be a positive integer, not {version!r}")
-    return version
+    return name, check_version(version), None
 
 
 def get_model_version(ws: Workspace, uri_or_name: str, version: int | None = None) -> ModelVersion:
@@ -204,9 +78,11 @@ def get_model_version(ws: Workspace, uri_or_name: str, version: int | None = Non
     3
     """
     name, number, alias = _parse(uri_or_name, version)
+    if ws.remote is not None:
+        return _remote.get_version(ws.remote, name, number, alias)
     with ws.db.read() as conn:
-        resolved = _resolve(conn, name, number, alias)
-        return _versions(conn, name, resolved)[0]
+        resolved = queries.resolve(conn, name, number, alias)
+        return queries.versions(conn, name, resolved)[0]
 
 
 def list_versions(ws: Workspace, name: str) -> list[ModelVersion]:
@@ -222,9 +98,11 @@ def list_versions(ws: Workspace, name: str) -> list[ModelVersion]:
         No model has that name.
     """
     check_name(name)
+    if ws.remote is not None:
+        return _remote.list_versions(ws.remote, name)
     with ws.db.read() as conn:
-        _model_row(conn, name)
-        return _versions(conn, name)
+        queries.model_row(conn, name)
+        return queries.versions(conn, name)
 
 
 def list_models(ws: Workspace) -> list[RegisteredModel]:
@@ -235,37 +113,26 @@ def list_models(ws: Workspace) -> list[RegisteredModel]:
     list of RegisteredModel
         With each model's latest version (None if it has none), aliases and model-level tags.
     """
-    latest = (
-        sa.select(model_versions.c.model, sa.func.max(model_versions.c.version).label("latest"))
-        .group_by(model_versions.c.model)
-        .subquery()
-    )
-    query = (
-        sa.select(models, latest.c.latest)
-        .join(latest, latest.c.model == models.c.name, isouter=True)
-        .order_by(models.c.name)
-    )
+    if ws.remote is not None:
+        return _remote.list_models(ws.remote)
     with ws.db.read() as conn:
-        rows = conn.execute(query).all()
-        aliases: dict[str, dict[str, int]] = {r.name: {} for r in rows}
-        for a in conn.execute(sa.select(model_aliases).order_by(model_aliases.c.alias)):
-            aliases.setdefault(a.model, {})[a.alias] = a.version
-        tags: dict[str, dict[str, str]] = {r.name: {} for r in rows}
-        model_level = sa.select(model_tags).where(model_tags.c.version == MODEL_LEVEL)
-        for t in conn.execute(model_level.order_by(model_tags.c.key)):
-            tags.setdefault(t.model, {})[t.key] = t.value
-    return [
-        RegisteredModel(
-            name=r.name,
-            description=r.description,
-            latest_version=r.latest,
-            aliases=aliases[r.name],
-            tags=tags[r.name],
-            created_at=_time(r.created_at),
-            updated_at=_time(r.updated_at),
-        )
-        for r in rows
-    ]
+        return queries.model_records(conn)
+
+
+def get_model(ws: Workspace, name: str) -> RegisteredModel:
+    """Registered model ``name`` with its latest version, aliases and model-level tags.
+
+    Raises
+    ------
+    NotFound
+        No model has that name; the message lists some that exist.
+    """
+    check_name(name)
+    if ws.remote is not None:
+        return _remote.get_model(ws.remote, name)
+    with ws.db.read() as conn:
+        queries.model_row(conn, name)
+        return queries.model_records(conn, name)[0]
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -273,17 +140,6 @@ def _touch(conn: Connection, name: str, **values: Any) -> None:
     conn.execute(
         sa.update(models).where(models.c.name == name).values(updated_at=now_ms(), **values)
     )
-
-
-def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
-    checked: dict[str, str] = {}
-    for key, value in (tags or {}).items():
-        if not isinstance(key, str) or not key or len(key) > MAX_TAG_KEY:
-            raise InvalidInput(f"tag key must be a string of 1-{MAX_TAG_KEY} chars, not {key!r}")
-        if not isinstance(value, str):
-            raise InvalidInput(f"tag {key!r} value must be a string, not {type(value).__name__}")
-        checked[key] = value
-    return checked
 
 
 def _signature_for(model: object, input_example: Any, signature: Signature | None) -> Signature:
@@ -426,20 +282,69 @@ def register_model(
     check_name(name)
     if not isinstance(description, str):
         raise InvalidInput(f"description must be a string, not {type(description).__name__}")
-    checked_tags = _check_tags(tags)
+    checked_tags = check_tags(tags)
     chosen = _resolve_flavor(model, flavor)
     sig = _signature_for(model, input_example, signature)
     digest, _ = store_package(ws, model, chosen, sig)
-    row = {
-        "flavor": chosen.name,
+    return _new_version(ws, name, digest, chosen.name, sig, run_id, description, checked_tags)
+
+
+def register_package(
+    ws: Workspace,
+    name: str,
+    package_digest: str,
+    *,
+    flavor: str,
+    signature: Signature,
+    run_id: str | None = None,
+    description: str = "",
+    tags: Mapping[str, str] | None = None,
+) -> ModelVersion:
+    """Record a package already in the blob store as the next version of model ``name``.
+
+    What the server does for a remote :func:`register_model`, whose client uploads the
+    package's blobs first: the manifest and every file must be stored, and the package's
+    ``loopml-model.json`` must name ``flavor`` and ``signature``.
+
+    Raises
+    ------
+    InvalidInput
+        A bad name or tag, or a package that is not whole or says something else.
+    NotFound
+        A blob of the package, or ``run_id``, does not exist.
+    """
+    check_name(name)
+    if not isinstance(description, str):
+        raise InvalidInput(f"description must be a string, not {type(description).__name__}")
+    checked_tags = check_tags(tags)
+    if ws.remote is None:
+        check_package(ws, package_digest, flavor, signature)
+    return _new_version(
+        ws, name, package_digest, flavor, signature, run_id, description, checked_tags
+    )
+
+
+def _new_version(
+    ws: Workspace,
+    name: str,
+    digest: str,
+    flavor: str,
+    signature: Signature,
+    run_id: str | None,
+    description: str,
+    tags: dict[str, str],
+) -> ModelVersion:
+    row: dict[str, Any] = {
+        "flavor": flavor,
         "package_digest": digest,
-        "signature": sig.to_dict(),
+        "signature": signature.to_dict(),
         "run_id": run_id,
-        "status": READY,
         "description": description,
-        "created_at": now_ms(),
     }
-    return get_model_version(ws, name, _write_version(ws, name, row, checked_tags))
+    if ws.remote is not None:
+        return _remote.create_version(ws.remote, name, {**row, "tags": tags})
+    row |= {"status": READY, "created_at": now_ms()}
+    return get_model_version(ws, name, _write_version(ws, name, row, tags))
 
 
 def set_alias(ws: Workspace, name: str, alias: str, version: int) -> ModelVersion:
@@ -459,9 +364,11 @@ def set_alias(ws: Workspace, name: str, alias: str, version: int) -> ModelVersio
     """
     check_name(name)
     check_alias(alias)
-    number = _check_version(version)
+    number = check_version(version)
+    if ws.remote is not None:
+        return _remote.set_alias(ws.remote, name, alias, number)
     with ws.db.write() as conn:
-        _resolve(conn, name, number, None)
+        queries.resolve(conn, name, number, None)
         row = {"model": name, "alias": alias, "version": number, "updated_at": now_ms()}
         ws.db.upsert(
             conn,
@@ -483,8 +390,10 @@ def delete_alias(ws: Workspace, name: str, alias: str) -> None:
         The model or the alias does not exist.
     """
     check_name(name)
+    if ws.remote is not None:
+        return _remote.delete_alias(ws.remote, name, alias)
     with ws.db.write() as conn:
-        _resolve(conn, name, None, alias)
+        queries.resolve(conn, name, None, alias)
         conn.execute(
             sa.delete(model_aliases).where(
                 model_aliases.c.model == name, model_aliases.c.alias == alias
@@ -506,13 +415,16 @@ def set_model_tag(
         The model or version does not exist.
     """
     check_name(name)
-    tag = _check_tags({key: value})
+    tag = check_tags({key: value})
+    if ws.remote is not None:
+        number = None if version is None else check_version(version)
+        return _remote.set_tag(ws.remote, name, key, tag[key], number)
     with ws.db.write() as conn:
         number = MODEL_LEVEL
         if version is None:
-            _model_row(conn, name)
+            queries.model_row(conn, name)
         else:
-            number = _resolve(conn, name, _check_version(version), None)
+            number = queries.resolve(conn, name, check_version(version), None)
         rows = [{"model": name, "version": number, "key": key, "value": tag[key]}]
         ws.db.upsert(conn, model_tags, rows, keys=["model", "version", "key"], update=["value"])
         _touch(conn, name)
@@ -529,15 +441,36 @@ def set_description(ws: Workspace, name: str, description: str, version: int | N
     check_name(name)
     if not isinstance(description, str):
         raise InvalidInput(f"description must be a string, not {type(description).__name__}")
+    if ws.remote is not None:
+        number = None if version is None else check_version(version)
+        return _remote.set_description(ws.remote, name, description, number)
     with ws.db.write() as conn:
         if version is None:
-            _model_row(conn, name)
+            queries.model_row(conn, name)
             _touch(conn, name, description=description)
             return
-        number = _resolve(conn, name, _check_version(version), None)
+        number = queries.resolve(conn, name, check_version(version), None)
         conn.execute(
             sa.update(model_versions)
             .where(model_versions.c.model == name, model_versions.c.version == number)
             .values(description=description)
         )
         _touch(conn, name)
+
+
+__all__ = [
+    "MODEL_LEVEL",
+    "READY",
+    "ModelVersion",
+    "RegisteredModel",
+    "delete_alias",
+    "get_model",
+    "get_model_version",
+    "list_models",
+    "list_versions",
+    "register_model",
+    "register_package",
+    "set_alias",
+    "set_description",
+    "set_model_tag",
+]

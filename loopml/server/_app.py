@@ -19,9 +19,12 @@ from loopml.errors import LoopmlError
 from loopml.server._audit import AuditMiddleware, audit_routes
 from loopml.server._auth import AuthMiddleware, auth_routes
 from loopml.server._blob_routes import blob_routes
+from loopml.server._data_routes import data_routes
 from loopml.server._errors import ApiError, error_response
 from loopml.server._http import json_response
 from loopml.server._openapi import openapi_spec
+from loopml.server._ops_routes import ops_routes
+from loopml.server._registry_routes import registry_routes
 from loopml.server._tracking_routes import tracking_routes
 from loopml.store import Workspace
 
@@ -43,7 +46,15 @@ async def _loopml_error(request: Request, exc: Exception) -> Response:
 
 def api_routes(ws: Workspace) -> list[BaseRoute]:
     """Every ``/api/v1`` route."""
-    return [*tracking_routes(ws), *blob_routes(ws), *auth_routes(), *audit_routes(ws)]
+    return [
+        *tracking_routes(ws),
+        *blob_routes(ws),
+        *registry_routes(ws),
+        *data_routes(ws),
+        *ops_routes(ws),
+        *auth_routes(),
+        *audit_routes(ws),
+    ]
 
 
 def create_app(ws: Workspace, *, auth: bool = False) -> Starlette:

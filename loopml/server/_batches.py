@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -36,6 +36,8 @@ from loopml.tracking._rows import (
 from loopml.tracking._writer import Series, write_series
 
 RUN_ID = r"^[0-9a-f]{32}$"
+MAX_TIME_MS = 9_223_372_036_853  # 2262-04-11, the latest millisecond pandas' timestamps hold
+Millis = Annotated[int, Field(ge=0, le=MAX_TIME_MS)]
 Authorize = Callable[[Principal, str, int | None], None]
 
 
@@ -46,7 +48,7 @@ class _Body(BaseModel):
 class SeriesBody(_Body):
     step: list[int]
     value: list[float | None]
-    timestamp: list[int]
+    timestamp: list[Millis]
 
     @model_validator(mode="after")
     def _same_lengths(self) -> SeriesBody:
@@ -59,7 +61,7 @@ class Point(_Body):
     key: str = Field(min_length=1, max_length=250)
     value: float | None
     step: int = 0
-    timestamp: int | None = None
+    timestamp: int | None = Field(default=None, ge=0, le=MAX_TIME_MS)
 
 
 class Points(_Body):
@@ -69,7 +71,7 @@ class Points(_Body):
 class CreateBody(_Body):
     experiment_id: int
     name: str = Field(min_length=1, max_length=256)
-    start_time: int = Field(ge=0)
+    start_time: int = Field(ge=0, le=MAX_TIME_MS)
     parent_id: str | None = Field(default=None, pattern=RUN_ID)
     source_commit: str | None = Field(default=None, max_length=64)
     source_entry_point: str | None = None
@@ -88,7 +90,7 @@ class InputRef(_Body):
 class EndBody(_Body):
     status: Literal["FINISHED", "FAILED", "KILLED"]
     error: str | None = None
-    end_time: int | None = Field(default=None, ge=0)
+    end_time: int | None = Field(default=None, ge=0, le=MAX_TIME_MS)
 
 
 class Segment(_Body):
@@ -219,6 +221,7 @@ def _names(values: dict[str, str], what: str) -> dict[str, str]:
 
 
 __all__ = [
+    "MAX_TIME_MS",
     "ArtifactRef",
     "BatchApplier",
     "InputRef",

@@ -19,6 +19,7 @@ from loopml import tracking
 from loopml.errors import AlreadyExists, NotFound
 from loopml.server._access import Access
 from loopml.server._batches import (
+    MAX_TIME_MS,
     RUN_ID,
     ArtifactRef,
     BatchApplier,
@@ -63,7 +64,7 @@ class NewRun(_Body):
     name: str | None = Field(default=None, min_length=1, max_length=256)
     run_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
     parent_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
-    start_time: int | None = Field(default=None, ge=0)
+    start_time: int | None = Field(default=None, ge=0, le=MAX_TIME_MS)
     tags: dict[str, str] = {}
     source_commit: str | None = Field(default=None, max_length=64)
     source_entry_point: str | None = None
@@ -71,7 +72,7 @@ class NewRun(_Body):
 
 class RunUpdate(_Body):
     status: Literal["RUNNING", "FINISHED", "FAILED", "KILLED"] | None = None
-    end_time: int | None = Field(default=None, ge=0)
+    end_time: int | None = Field(default=None, ge=0, le=MAX_TIME_MS)
     name: str | None = Field(default=None, min_length=1, max_length=256)
     error: str | None = None
 

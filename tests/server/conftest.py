@@ -1,0 +1,30 @@
+"""Fixtures for the server tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from starlette.applications import Starlette
+
+from loopml.server._mlflow import mlflow_routes
+from loopml.store import Workspace
+from tests.serving.conftest import LiveServer
+
+
+# -- the MLflow-compatible API (test_mlflow_client.py) -----------------------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    """The MLflow client decides whether to send usage telemetry when it is first imported
+    (before any test runs): switch that off before the test modules import it."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture
+def mlflow_server(ws: Workspace) -> Iterator[LiveServer]:
+    """A real uvicorn server of MLflow's REST API over ``ws``, on a free loopback port."""
+    with LiveServer(Starlette(routes=mlflow_routes(ws))) as server:
+        yield server
+
+
+# -- end of the MLflow-compatible API's fixtures ----------------------------------------------
