@@ -11,15 +11,21 @@ import warnings
 from collections.abc import Iterator
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 import schemathesis
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from sklearn.linear_model import LogisticRegression
 from starlette.exceptions import StarletteDeprecationWarning
 
+from loopml import data, registry
 from loopml.server import create_app
 from loopml.server._auth import add_user
 from loopml.store import Workspace
+from loopml.store.schema import datasets, models
 from loopml.tracking import create_run, get_metric_history, get_run
 from tests.conftest import LiveServer
 
@@ -227,3 +233,36 @@ def test_no_input_gives_a_server_error(live_url: str) -> None:
             case.validate_response(response, checks=[not_a_server_error])
 
         check()
+
+
+def test_models_and_datasets_follow_their_project(
+    secured: tuple[TestClient, dict[str, str]], sqlite_ws: Workspace
+) -> None:
+    api, auth = secured
+    X = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 3})
+    model = LogisticRegression().fit(X, (X.a > 9).astype(int))
+    registry.register_model(sqlite_ws, model, "cats", input_example=X.head(3))
+    data.ingest(X, name="pets", workspace=sqlite_ws)
+    with sqlite_ws.db.write() as conn:  # both belong to project vision
+        conn.execute(sa.update(models).values(project="vision"))
+        conn.execute(sa.update(datasets).values(project="vision"))
+
+    def as_(who: str, method: str, path: str, **kw: object) -> httpx.Response:
+        return api.request(method, path, headers={"authorization": auth[who]}, **kw)  # type: ignore[arg-type]
+
+    alias = ("PUT", "/api/v1/models/cats/aliases/production", {"json": {"version": 1}})
+    reads = [
+        "/api/v1/models/cats",
+        "/api/v1/models/cats/versions/1",
+        "/api/v1/datasets/pets/versions/1",
+    ]
+    for path in reads:
+        assert as_("viewer", "GET", path).status_code == 200, path
+        assert _error(as_("outsider", "GET", path), 403)["code"] == "forbidden"
+    assert _error(as_("viewer", *alias[:2], **alias[2]), 403)
+    assert as_("editor", *alias[:2], **alias[2]).status_code == 200
+    lineage = as_("outsider", "GET", "/api/v1/lineage", params={"uri": "models:/cats@production"})
+    assert _error(lineage, 403)
+    assert as_("outsider", "GET", "/api/v1/models").json()["models"] == []
+    assert as_("outsider", "GET", "/api/v1/datasets").json()["datasets"] == []
+    assert [m["name"] for m in as_("viewer", "GET", "/api/v1/models").json()["models"]] == ["cats"]
