@@ -25,8 +25,8 @@ LOOPML = str(Path(sys.executable).with_name("loopml"))
 class ServerProcess:
     """``loopml server`` in a process of its own, to kill and start again."""
 
-    def __init__(self, home: Path, port: int) -> None:
-        self.home, self.port = home, port
+    def __init__(self, home: Path, port: int, workers: int = 1) -> None:
+        self.home, self.port, self.workers = home, port, workers
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -35,6 +35,7 @@ class ServerProcess:
 
     def start(self) -> None:
         cmd = [LOOPML, "-w", str(self.home), "server", "--port", str(self.port)]
+        cmd += ["--workers", str(self.workers)]
         with open(self.home / "server.log", "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
@@ -134,3 +135,30 @@ def test_sigterm_to_a_client_sends_what_it_logged(server: ServerProcess, tmp_pat
     assert n >= logged and history.step.tolist() == list(range(n))  # nothing lost or doubled
     assert get_run(reader, run_id).status == "FINISHED"
     reader.close()
+
+
+def test_several_workers_and_a_tracking_uri_in_loopml_toml(tmp_path: Path) -> None:
+    Workspace.init(tmp_path / "server").close()
+    srv = ServerProcess(tmp_path / "server", free_port(), workers=2)
+    srv.start()
+    try:
+        client_home = tmp_path / "client"
+        client_home.mkdir()
+        (client_home / "loopml.toml").write_text(f'tracking_uri = "{srv.url}"\n')
+        client = Workspace.open(client_home)
+        assert client.remote is not None
+        runs = [start_run("workers", f"r{i}", workspace=client) for i in range(8)]
+        for step in range(500):
+            for run in runs:
+                run.log_metric("m", float(step), step=step)
+        for run in runs:
+            run.end()
+        found = search_runs(client, "workers")
+        assert len(found) == 8 and set(found.status) == {"FINISHED"}
+        for run in runs:
+            assert get_metric_history(client, run.id, "m").step.tolist() == list(range(500))
+        client.close()
+    finally:
+        assert srv.proc is not None
+        srv.proc.terminate()
+        srv.proc.wait(10)
