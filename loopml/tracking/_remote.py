@@ -11,6 +11,7 @@ a normal exit) sends what is left.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import signal
@@ -47,7 +48,29 @@ class _Segment:
     artifacts: dict[str, tuple[str, int]] = field(default_factory=dict)
     inputs: list[dict[str, str]] = field(default_factory=list)
     end: dict[str, object] | None = None
-    points: int = 0
+
+    def size(self) -> int:
+        """Metric points held."""
+        return sum(len(steps) for steps, _, _ in self.metrics.values())
+
+    def split(self, points: int) -> _Segment:
+        """Move everything but the end and all but ``points`` metric points into a new
+        segment to send first; this one keeps the rest."""
+        head = _Segment(self.run_id, self.create, self.params, self.tags)
+        head.artifacts, head.inputs = self.artifacts, self.inputs
+        self.create, self.params, self.tags, self.artifacts, self.inputs = None, {}, {}, {}, []
+        for key, columns in list(self.metrics.items()):
+            if points <= 0:
+                break
+            n = min(points, len(columns[0]))
+            head.metrics[key] = [c[:n] for c in columns]
+            rest = [c[n:] for c in columns]
+            if rest[0]:
+                self.metrics[key] = rest
+            else:
+                del self.metrics[key]
+            points -= n
+        return head
 
     def series(self, key: str) -> list[list[Any]]:
         found = self.metrics.get(key)
@@ -213,18 +236,27 @@ class RemoteSender:
                 self._cond.wait(min(left, 0.5))
 
     def _take(self) -> tuple[list[_Segment], int]:
-        """Segments for one request (at least one, at most ~MAX_POINTS points)."""
+        """Queued segments for one request, and how many of them left the queue: whole
+        segments up to ~MAX_POINTS points, or the first part of one that is larger alone
+        (its rest stays first in line)."""
         taken: list[_Segment] = []
-        points = 0
-        while self._queue and (not taken or points + self._queue[0].points < MAX_POINTS):
-            seg = self._queue.pop(0)
-            seg.points = sum(len(s[0]) for s in seg.metrics.values())
+        points = whole = 0
+        while self._queue:
+            seg = self._queue[0]
+            size = seg.size()
+            if taken and points + size > MAX_POINTS:
+                break
             if self._open.get(seg.run_id) is seg:
-                del self._open[seg.run_id]
-            taken.append(seg)
-            points += seg.points
+                del self._open[seg.run_id]  # later writes to the run start a new segment
+            if size > MAX_POINTS:
+                taken.append(seg.split(MAX_POINTS))
+                points += MAX_POINTS
+                break
+            taken.append(self._queue.pop(0))
+            points += size
+            whole += 1
         self._points = max(0, self._points - points)
-        return taken, len(taken)
+        return taken, whole
 
     def _loop(self) -> None:
         while True:
@@ -246,7 +278,7 @@ class RemoteSender:
     def _send(self, ops: list[dict[str, object]]) -> None:
         body = json.dumps({"batch_id": new_batch_id(), "ops": ops}).encode()
         headers = {"Content-Type": "application/json"}
-        for attempt in range(1_000_000):
+        for attempt in itertools.count():
             try:
                 answer = self._client.request(
                     "POST", "/api/v1/batches", content=body, headers=headers
