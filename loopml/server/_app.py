@@ -22,6 +22,7 @@ from loopml.server._blob_routes import blob_routes
 from loopml.server._data_routes import data_routes
 from loopml.server._errors import ApiError, error_response
 from loopml.server._http import json_response
+from loopml.server._mlflow import mlflow_routes
 from loopml.server._openapi import openapi_spec
 from loopml.server._ops_routes import ops_routes
 from loopml.server._registry_routes import registry_routes
@@ -66,7 +67,7 @@ def create_app(ws: Workspace, *, auth: bool = False) -> Starlette:
     auth : require an API token on every request but the probes and the spec.
     """
     routes = api_routes(ws)
-    spec = openapi_spec(routes, __version__)
+    spec = openapi_spec(routes, __version__)  # loopml's own API; MLflow's is documented by MLflow
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
@@ -82,6 +83,7 @@ def create_app(ws: Workspace, *, auth: bool = False) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *mlflow_routes(ws),  # last: they answer anything else under MLflow's prefixes
     ]
     return Starlette(
         routes=routes,
