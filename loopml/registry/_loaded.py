@@ -114,6 +114,13 @@ def load_model(ws: Workspace, uri: str | ModelVersion) -> LoadedModel:
     array([1])
     """
     mv = uri if isinstance(uri, ModelVersion) else get_model_version(ws, uri)
+    if mv.flavor == "mlflow":
+        raise InvalidInput(
+            f"{mv.uri} was registered through MLflow's API: its files are an MLflow model, "
+            "which loopml does not load; fetch them with "
+            f"mlflow.artifacts.download_artifacts({mv.uri!r}), or register the model "
+            "with loopml.register_model"
+        )
     flavor = get_flavor(mv.flavor)
     path = materialise(ws, mv.package_digest)
     metadata = read_metadata(path)

@@ -141,6 +141,8 @@ class Signature:
     outputs : the output columns (a plain prediction vector is one column ``prediction``).
     input_type : ``"ndarray"`` when the model was fitted on a bare array (its columns are
         then named ``"0"``, ``"1"``, ... and it is fed an array), else ``"dataframe"``.
+    declared : False for a version registered without one (through MLflow's API): it has
+        no columns, and validating input against it raises InvalidInput.
 
     Examples
     --------
@@ -152,11 +154,12 @@ class Signature:
     inputs: tuple[ColumnSpec, ...]
     outputs: tuple[ColumnSpec, ...] = ()
     input_type: InputType = "dataframe"
+    declared: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
-        if not self.inputs:
+        if not self.inputs and self.declared:
             raise InvalidInput("a signature needs at least one input column")
         names = [c.name for c in self.inputs]
         if len(set(names)) != len(names):
@@ -200,7 +203,7 @@ class Signature:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
-        """Read the form :meth:`to_dict` writes.
+        """Read the form :meth:`to_dict` writes (empty ``inputs``: an undeclared signature).
 
         Raises
         ------
@@ -208,10 +211,12 @@ class Signature:
             ``data`` is not such a form.
         """
         try:
+            inputs = tuple(ColumnSpec(c["name"], c["dtype"]) for c in data["inputs"])
             return cls(
-                tuple(ColumnSpec(c["name"], c["dtype"]) for c in data["inputs"]),
+                inputs,
                 tuple(ColumnSpec(c["name"], c["dtype"]) for c in data.get("outputs", ())),
                 data.get("input_type", "dataframe"),
+                declared=bool(inputs),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(
@@ -224,7 +229,8 @@ class Signature:
 
         Extra columns are dropped. Columns of another dtype are converted when no value
         changes (integers to floats, integral floats to integers, ``object`` columns whose
-        every value converts); numeric strings are not parsed.
+        every value converts); numeric strings are not parsed. An undeclared signature
+        raises InvalidInput.
 
         Parameters
         ----------
@@ -240,6 +246,11 @@ class Signature:
             Naming every missing column with its expected dtype, and every column that does
             not convert with its dtype, the expected one and the first blocking value.
         """
+        if not self.declared:
+            raise InvalidInput(
+                "this model version was registered without a signature (through MLflow's "
+                "API), so loopml cannot check or feed its input"
+            )
         frame = to_frame(data)
         problems: list[str] = []
         columns: dict[str, pd.Series] = {}

@@ -4,14 +4,10 @@ A version made through MLflow is a loopml version of flavor ``mlflow``: its pack
 run's artifact folder at the source path, taken as it stands (the artifacts' blobs plus a
 ``loopml-model.json``, in a manifest as :func:`loopml.registry._package.store_package`
 writes), with an empty signature; the MLflow source URI is kept in the version tag
-``mlflow.source``. MLflow clients download it through the artifact proxy; loopml cannot
-load it (it has no ``mlflow`` flavor, and its reads of versions refuse the empty signature
-with InvalidInput). Stages do not exist in loopml
-(every version is in stage ``None``): use aliases. Versions are never deleted, and a model
-can be deleted only while it has no versions.
-
-Versions are read here with SQL of their own rather than through
-:func:`loopml.registry.get_model_version`, so a version without a signature still reads.
+``mlflow.source``. MLflow clients download it through the artifact proxy; loopml lists it
+(with an undeclared signature) but does not load it (``load_model`` says so). Stages do
+not exist in loopml (every version is in stage ``None``): use aliases. Versions are never
+deleted, and a model can be deleted only while it has no versions.
 """
 
 from __future__ import annotations

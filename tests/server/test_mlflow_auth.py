@@ -1,5 +1,6 @@
-"""The real MLflow client against the full platform app with auth: its token is checked
-and the project roles hold on MLflow's API as on loopml's own."""
+"""The real MLflow client against the full platform app: with auth, its token is checked
+and the project roles hold on MLflow's API as on loopml's own; and what MLflow registers
+is a model version loopml lists (but does not load)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from loopml import registry
+from loopml.errors import InvalidInput
 from loopml.server import create_app
 from loopml.server._auth import add_user
 from loopml.store import Workspace
@@ -60,3 +63,22 @@ def test_mlflow_clients_need_a_token_and_a_role(
     with pytest.raises(MlflowException) as denied:
         nosy.get_run(run.info.run_id)
     assert denied.value.error_code == "PERMISSION_DENIED"
+
+
+def test_a_version_registered_through_mlflow_reads_in_loopml(
+    sqlite_ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LiveServer(create_app(sqlite_ws)) as live:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", live.url)
+        client = MlflowClient()
+        run = client.create_run(client.create_experiment("mlflow-made"))
+        client.log_text(run.info.run_id, "flavors: {}", "model/MLmodel")
+        client.create_registered_model("legacy")
+        client.create_model_version("legacy", f"runs:/{run.info.run_id}/model", run.info.run_id)
+        registry.set_alias(sqlite_ws, "legacy", "production", 1)
+        mv = registry.get_model_version(sqlite_ws, "models:/legacy@production")
+        assert mv.flavor == "mlflow" and not mv.signature.declared
+        assert mv.tags["mlflow.source"].endswith("/model")
+        with pytest.raises(InvalidInput, match="registered through MLflow's API"):
+            registry.load_model(sqlite_ws, "models:/legacy/1")
+        assert client.get_model_version_by_alias("legacy", "production").version == "1"
