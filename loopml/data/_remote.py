@@ -29,17 +29,6 @@ def dataset_path(name: str) -> str:
     return f"/api/v1/datasets/{quote(name, safe='')}"
 
 
-def _pages(client: RemoteClient, path: str, key: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    token = None
-    while True:
-        body = client.get(path, max_results=1000, page_token=token)
-        found += body[key]
-        token = body["next_page_token"]
-        if token is None:
-            return found
-
-
 def get_version(ws: Workspace, name: str, version: int | None, alias: str | None) -> DatasetVersion:
     """A version by number, alias, or (neither) the latest."""
     ref = alias if alias is not None else str(version) if version else "latest"
@@ -49,13 +38,13 @@ def get_version(ws: Workspace, name: str, version: int | None, alias: str | None
 
 def list_versions(ws: Workspace, name: str) -> list[DatasetVersion]:
     """Every version of dataset ``name``, oldest first."""
-    found = _pages(_client(ws), f"{dataset_path(name)}/versions", "versions")
+    found = _client(ws).pages(f"{dataset_path(name)}/versions", "versions")
     return [version_from_json(ws, v) for v in found]
 
 
 def list_datasets(ws: Workspace) -> pd.DataFrame:
     """Every dataset with its latest version, as :func:`~loopml.data.list_datasets` gives."""
-    found = _pages(_client(ws), "/api/v1/datasets", "datasets")
+    found = _client(ws).pages("/api/v1/datasets", "datasets")
     columns = ["name", "latest_version", "num_rows", "size_bytes", "created_at"]
     frame = pd.DataFrame([[d[c] for c in columns] for d in found], columns=columns)
     frame["created_at"] = pd.to_datetime(frame["created_at"], unit="ms", utc=True)

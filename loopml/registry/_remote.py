@@ -31,17 +31,6 @@ def version_path(name: str, version: int | None, alias: str | None = None) -> st
     return f"{model_path(name)}/versions/{quote(ref, safe='')}"
 
 
-def _pages(client: RemoteClient, path: str, key: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    token = None
-    while True:
-        body = client.get(path, max_results=1000, page_token=token)
-        found += body[key]
-        token = body["next_page_token"]
-        if token is None:
-            return found
-
-
 def get_version(
     client: RemoteClient, name: str, version: int | None, alias: str | None
 ) -> ModelVersion:
@@ -51,14 +40,12 @@ def get_version(
 
 def list_versions(client: RemoteClient, name: str) -> list[ModelVersion]:
     """Every version of model ``name``, oldest first."""
-    return [
-        version_from_json(v) for v in _pages(client, f"{model_path(name)}/versions", "versions")
-    ]
+    return [version_from_json(v) for v in client.pages(f"{model_path(name)}/versions", "versions")]
 
 
 def list_models(client: RemoteClient) -> list[RegisteredModel]:
     """Every registered model, by name."""
-    return [model_from_json(m) for m in _pages(client, "/api/v1/models", "models")]
+    return [model_from_json(m) for m in client.pages("/api/v1/models", "models")]
 
 
 def get_model(client: RemoteClient, name: str) -> RegisteredModel:

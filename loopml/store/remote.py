@@ -112,6 +112,17 @@ class RemoteClient:
         query = {k: v for k, v in params.items() if v is not None}
         return self.request("GET", path, params=query).json()
 
+    def pages(self, path: str, key: str, **params: Any) -> list[Any]:
+        """Every item of the paginated list ``key`` at ``path``, following page tokens."""
+        found: list[Any] = []
+        token = None
+        while True:
+            body = self.get(path, max_results=1000, page_token=token, **params)
+            found += body[key]
+            token = body["next_page_token"]
+            if token is None:
+                return found
+
     def post(self, path: str, body: Any = None) -> Any:
         """POST a JSON body; the decoded JSON answer."""
         return self.request("POST", path, json=body).json()

@@ -114,13 +114,8 @@ class ExperimentCache:
 def list_experiments(ws: Workspace) -> list[tuple[Experiment, int]]:
     """Every experiment with its number of runs, by name."""
     if ws.remote is not None:
-        found, token = [], None
-        while True:
-            body = ws.remote.get("/api/v1/experiments", max_results=1000, page_token=token)
-            found += [(_from_json(e), int(e["n_runs"])) for e in body["experiments"]]
-            token = body["next_page_token"]
-            if token is None:
-                return found
+        found = ws.remote.pages("/api/v1/experiments", "experiments")
+        return [(_from_json(e), int(e["n_runs"])) for e in found]
     query = (
         sa.select(experiments, sa.func.count(runs.c.id).label("n_runs"))
         .select_from(experiments.outerjoin(runs, runs.c.experiment_id == experiments.c.id))

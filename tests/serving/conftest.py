@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
-from starlette.applications import Starlette
 from starlette.exceptions import StarletteDeprecationWarning
 
 with warnings.catch_warnings():  # starlette >= 1.x asks for httpx2; httpx still works
@@ -27,6 +21,7 @@ with warnings.catch_warnings():  # starlette >= 1.x asks for httpx2; httpx still
 
 from loopml.registry import register_model, set_alias
 from loopml.store import Workspace
+from tests.conftest import LiveServer
 
 FEATURES = ["a", "b", "c"]
 __all__ = ["FEATURES", "LiveServer", "TestClient"]
@@ -71,42 +66,6 @@ def churn_ws(
     register_model(sqlite_ws, hgb, "churn", input_example=frame[FEATURES].head(5))
     set_alias(sqlite_ws, "churn", "production", 1)
     return sqlite_ws
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class LiveServer:
-    """A uvicorn server for ``app`` on a free loopback port, in a thread."""
-
-    def __init__(self, app: Starlette) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()))
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 @pytest.fixture
