@@ -22,10 +22,10 @@ import sqlalchemy as sa
 
 from loopml.errors import InvalidInput, NotFound, StoreError, WorkspaceNotFound
 from loopml.registry._package import METADATA_FILE
-from loopml.server._mlflow_protocol import Fields, Handler, natural
+from loopml.server._mlflow_protocol import Fields, Handler, natural, run_handle
 from loopml.store import Workspace
 from loopml.store.schema import artifacts, model_versions, runs
-from loopml.tracking import Run, open_run
+from loopml.tracking import Run
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -173,7 +173,7 @@ def upload_target(ws: Workspace, path: str) -> tuple[Run, str | None, str]:
         raise InvalidInput(f"cannot upload to {loc.rel!r} in run {loc.run_id}: {what}")
     folder, _, name = loc.rel.rpartition("/")
     assert loc.run_id is not None
-    return open_run(ws, loc.run_id), folder or None, name
+    return run_handle(ws, loc.run_id), folder or None, name
 
 
 def store_upload(run: Run, folder: str | None, file: Path) -> None:

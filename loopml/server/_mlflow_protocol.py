@@ -1,6 +1,7 @@
 """MLflow's request protocol: typed request fields (proto3 JSON or query parameters),
-doubles as proto3 JSON writes them, opaque page tokens, and the refusal of what loopml does
-not do. What every MLflow handler of :mod:`loopml.server._mlflow` reads and answers with.
+doubles as proto3 JSON writes them, opaque page tokens, the refusal of what loopml does
+not do, and cached run handles. What every MLflow handler of :mod:`loopml.server._mlflow`
+reads and answers with.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ import base64
 import binascii
 import json
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from loopml.errors import InvalidInput
 from loopml.server._errors import ApiError
 from loopml.store import Workspace
+from loopml.tracking import Run, open_run
 
 INT64 = 2**63
 
@@ -195,3 +199,37 @@ def max_results(fields: Fields, default: int, limit: int) -> int:
     """The ``max_results`` field, from 1 to ``limit``."""
     value = fields.integer("max_results", low=1, high=limit)
     return default if value is None else value
+
+
+class RunHandles:
+    """A workspace's run handles by id, kept while the server runs, so a request that logs
+    to a run makes no query to find it (a run never changes experiment, its params never
+    change, and MLflow's API cannot delete runs here)."""
+
+    def __init__(self, ws: Workspace, size: int = 10_000) -> None:
+        self._ws = ws
+        self._size = size
+        self._handles: OrderedDict[str, Run] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, run_id: str) -> Run:
+        """The handle of run ``run_id`` (NotFound if there is none)."""
+        with self._lock:
+            found = self._handles.get(run_id)
+            if found is not None:
+                self._handles.move_to_end(run_id)
+                return found
+        found = open_run(self._ws, run_id)
+        with self._lock:
+            self._handles[run_id] = found
+            if len(self._handles) > self._size:
+                self._handles.popitem(last=False)
+        return found
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def run_handle(ws: Workspace, run_id: str) -> Run:
+    """The (cached) handle to log to run ``run_id``."""
+    return ws.component(RunHandles).get(run_id)

@@ -33,6 +33,7 @@ from loopml.server._mlflow_protocol import (
     max_results,
     natural,
     not_implemented,
+    run_handle,
 )
 from loopml.server._mlflow_search import Clause, Searched, run_filter, run_order, search_page
 from loopml.store import Workspace, now_ms
@@ -45,7 +46,6 @@ from loopml.tracking import (
     flush,
     get_metric_history,
     get_or_create_experiment,
-    open_run,
     update_run,
 )
 from loopml.tracking._experiments import check_name
@@ -358,7 +358,7 @@ def refuse_run_change(ws: Workspace, f: Fields) -> dict[str, Any]:
 
 def log_metric(ws: Workspace, f: Fields) -> dict[str, Any]:
     """runs/log-metric."""
-    run = open_run(ws, _run_id(f))
+    run = run_handle(ws, _run_id(f))
     timestamp = f.integer("timestamp")
     run.log_metric(
         f.need("key"),
@@ -372,7 +372,7 @@ def log_metric(ws: Workspace, f: Fields) -> dict[str, Any]:
 
 def log_param(ws: Workspace, f: Fields) -> dict[str, Any]:
     """runs/log-parameter: params are immutable (INVALID_PARAMETER_VALUE on a change)."""
-    run = open_run(ws, _run_id(f))
+    run = run_handle(ws, _run_id(f))
     run.log_params({f.need("key"): f.text("value") or ""})
     run.flush()
     return {}
@@ -383,7 +383,7 @@ def log_batch(ws: Workspace, f: Fields) -> dict[str, Any]:
     for name, limit in MAX_BATCH.items():
         if len(f.messages(name)) > limit:
             raise InvalidInput(f"a batch holds at most {limit} {name}, got {len(f.messages(name))}")
-    run = open_run(ws, _run_id(f))
+    run = run_handle(ws, _run_id(f))
     series: dict[str, tuple[list[float], list[int], list[int]]] = {}
     now = now_ms()
     for metric in f.messages("metrics"):
@@ -411,7 +411,7 @@ def log_batch(ws: Workspace, f: Fields) -> dict[str, Any]:
 
 def set_tag(ws: Workspace, f: Fields) -> dict[str, Any]:
     """runs/set-tag (``mlflow.runName`` renames the run)."""
-    run = open_run(ws, _run_id(f))
+    run = run_handle(ws, _run_id(f))
     _set_tags(ws, run, {f.need("key"): f.text("value") or ""})
     run.flush()
     return {}
@@ -419,7 +419,7 @@ def set_tag(ws: Workspace, f: Fields) -> dict[str, Any]:
 
 def delete_tag(ws: Workspace, f: Fields) -> dict[str, Any]:
     """runs/delete-tag; RESOURCE_DOES_NOT_EXIST if the run has no such tag."""
-    run, key = open_run(ws, _run_id(f)), f.need("key")
+    run, key = run_handle(ws, _run_id(f)), f.need("key")
     if key == _RUN_NAME:
         raise InvalidInput(f"tag {_RUN_NAME!r} is the run's name, which cannot be deleted")
     if key == _PARENT:

@@ -7,9 +7,10 @@ file queue up instead of failing. PostgreSQL is used through ``postgresql+psycop
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,9 @@ class MetadataDB:
         self.url = url
         self.engine = _make_engine(url, busy_timeout)
         self.dialect = self.engine.dialect.name
+        self._write_turn: AbstractContextManager[Any] = (
+            threading.RLock() if self.dialect == "sqlite" else nullcontext()
+        )
         self._upserts: dict[tuple[Any, ...], UpdateBase] = {}
         self._compiled: dict[tuple[Any, ...], str] = {}
         # the same dialect with named parameters, so the driver takes rows as dicts
@@ -112,12 +116,21 @@ class MetadataDB:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction, committed on success and rolled back on any error."""
-        try:
-            with self.engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
-                yield conn
-        except OperationalError as exc:
-            raise StoreError(f"metadata DB write failed ({self!r}): {exc.orig}") from exc
+        """A write transaction, committed on success and rolled back on any error.
+
+        On SQLite the threads of one process take turns on a lock before ``BEGIN
+        IMMEDIATE``, so they queue instead of polling SQLite's busy handler (which sleeps
+        up to 100 ms a try); the busy timeout is then only for other processes.
+        """
+        with self._write_turn:
+            try:
+                with (
+                    self.engine.connect().execution_options(**{_WRITE: True}) as conn,
+                    conn.begin(),
+                ):
+                    yield conn
+            except OperationalError as exc:
+                raise StoreError(f"metadata DB write failed ({self!r}): {exc.orig}") from exc
 
     # -- schema ------------------------------------------------------------------------
     def current_revision(self) -> str | None:

@@ -114,6 +114,7 @@ class RemoteSender:
         self._queued = 0  # segments queued so far, ...
         self._sent = 0  # ... and sent (or given up on)
         self._stop = False
+        self._flushing = 0  # callers waiting in flush()
         self._give_up_at = float("inf")
         self.last_error: str | None = None
         self.open_runs: dict[str, None] = {}
@@ -225,15 +226,20 @@ class RemoteSender:
         deadline = time.monotonic() + timeout
         with self._cond:
             target = self._queued
+            self._flushing += 1
             self._cond.notify_all()
-            while self._sent < target:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise StoreError(
-                        f"loopml server {self._client.url} did not take the logged data within "
-                        f"{timeout:.0f} s ({self.last_error}); it stays queued and is retried"
-                    )
-                self._cond.wait(min(left, 0.5))
+            try:
+                while self._sent < target:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise StoreError(
+                            f"loopml server {self._client.url} did not take the logged data "
+                            f"within {timeout:.0f} s ({self.last_error}); it stays queued and "
+                            "is retried"
+                        )
+                    self._cond.wait(min(left, 0.5))
+            finally:
+                self._flushing -= 1
 
     def _take(self) -> tuple[list[_Segment], int]:
         """Queued segments for one request, and how many of them left the queue: whole
@@ -259,17 +265,21 @@ class RemoteSender:
         return taken, whole
 
     def _loop(self) -> None:
+        """Send at most once per ``metric_flush_interval``, sooner when the buffer is full,
+        a caller waits in :meth:`flush` or the workspace closes."""
+        last = -float("inf")
         while True:
             with self._cond:
-                if not self._queue and not self._stop:
-                    self._cond.wait(self._interval)
-                if not self._queue:
-                    if self._stop:
+                while True:
+                    if self._stop and not self._queue:
                         return
-                    continue
-                if self._points < self._limit and not self._stop and self._sent >= self._queued:
-                    self._cond.wait(self._interval)  # let a burst gather into one request
+                    urgent = self._stop or self._flushing or self._points >= self._limit
+                    wait = last + self._interval - time.monotonic()
+                    if self._queue and (urgent or wait <= 0):
+                        break
+                    self._cond.wait(wait if self._queue and wait > 0 else self._interval)
                 segments, n = self._take()
+            last = time.monotonic()
             self._send([s.to_json() for s in segments])
             with self._cond:
                 self._sent += n
