@@ -83,10 +83,9 @@ def create_app(ws: Workspace, *, auth: bool = False) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        *mlflow_routes(ws),  # last: they answer anything else under MLflow's prefixes
     ]
     return Starlette(
-        routes=routes,
+        routes=[*mlflow_routes(ws), *routes],  # MLflow's prefixes first: one test each
         middleware=[
             Middleware(AuditMiddleware, ws=ws),
             Middleware(AuthMiddleware, ws=ws, enabled=auth),

@@ -27,7 +27,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from loopml.errors import (
     AlreadyExists,
@@ -266,8 +266,8 @@ def mlflow_routes(ws: Workspace) -> list[BaseRoute]:
     Returns
     -------
     list of starlette routes
-        To mount in an app; the last ones answer ``ENDPOINT_NOT_FOUND`` for any other path
-        under the MLflow prefixes, so mount them after the app's own routes there.
+        One Mount per MLflow prefix; each answers ``ENDPOINT_NOT_FOUND`` for any other path
+        under its prefix.
 
     Examples
     --------
@@ -276,20 +276,21 @@ def mlflow_routes(ws: Workspace) -> list[BaseRoute]:
     """
     handlers = [*tracking.HANDLERS, *registry.HANDLERS, *artifacts.HANDLERS, *LOGGED_MODELS]
     access = MlflowAccess(ws)
-    routes: list[BaseRoute] = [
-        Route(prefix + path, _endpoint(ws, handler, path, access), methods=[method])
-        for prefix in API_PREFIXES
+    api: list[BaseRoute] = [
+        Route(path, _endpoint(ws, handler, path, access), methods=[method])
         for path, method, handler in handlers
     ]
     listing, artifact = _artifact_endpoints(ws, access)
-    for prefix in ARTIFACT_PREFIXES:
-        routes.append(Route(prefix + "/artifacts", listing, methods=["GET"]))
-        routes.append(
-            Route(prefix + "/artifacts/{path:path}", artifact, methods=["GET", "PUT", "DELETE"])
-        )
-    routes += [Route(p + "/server-info", _server_info, methods=["GET"]) for p in INFO_PREFIXES]
-    for prefix in (*API_PREFIXES, *ARTIFACT_PREFIXES, *INFO_PREFIXES):
-        routes.append(Route(prefix + "/{rest:path}", _no_endpoint, methods=_METHODS))
+    proxy: list[BaseRoute] = [
+        Route("/artifacts", listing, methods=["GET"]),
+        Route("/artifacts/{path:path}", artifact, methods=["GET", "PUT", "DELETE"]),
+    ]
+    info: list[BaseRoute] = [Route("/server-info", _server_info, methods=["GET"])]
+    rest = Route("/{rest:path}", _no_endpoint, methods=_METHODS)
+    # one Mount per prefix: the router tests a request against a prefix, not every route
+    routes: list[BaseRoute] = []
+    for prefixes, inner in ((API_PREFIXES, api), (ARTIFACT_PREFIXES, proxy), (INFO_PREFIXES, info)):
+        routes += [Mount(prefix, routes=[*inner, rest]) for prefix in prefixes]
     return routes
 
 
