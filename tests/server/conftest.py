@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from loopml.server._mlflow import mlflow_routes
 from loopml.store import Workspace
-from tests.serving.conftest import LiveServer
+from tests.conftest import LiveServer
 
 
 # -- the MLflow-compatible API (test_mlflow_client.py) -----------------------------------------

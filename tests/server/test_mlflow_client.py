@@ -27,7 +27,7 @@ from loopml.registry import list_models, load_model, register_model
 from loopml.server import _mlflow, _mlflow_artifacts, _mlflow_registry, _mlflow_tracking
 from loopml.store import Workspace
 from loopml.store.schema import model_versions
-from tests.serving.conftest import LiveServer
+from tests.conftest import LiveServer
 
 pytestmark = [
     # MLflow warns that stages (get_latest_versions) are deprecated: loopml has none anyway

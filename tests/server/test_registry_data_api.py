@@ -26,8 +26,8 @@ from loopml.server import create_app
 from loopml.server._ops_routes import record_json
 from loopml.store import Workspace
 from loopml.store.remote import HttpBlobStore
+from tests.conftest import LiveServer
 from tests.monitoring._deployed import customers, deployed, log_traffic
-from tests.serving.conftest import LiveServer
 
 FEATURES = ["age", "income"]
 

@@ -16,8 +16,8 @@ import pytest
 
 from loopml.registry import register_model, set_alias
 from loopml.store import Workspace
+from tests.conftest import free_port
 
-from .conftest import free_port
 from .slow_model import SlowClassifier
 
 TESTS = Path(__file__).resolve().parents[1]  # the pickled model's module is serving.slow_model
