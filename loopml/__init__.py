@@ -9,6 +9,8 @@
 >>> loopml.load_model("models:/churn@production").predict(X)  # doctest: +SKIP
 """
 
+import importlib
+
 from loopml import data, errors, registry, tracking
 from loopml._version import __version__
 from loopml.api import (
@@ -46,14 +48,31 @@ from loopml.settings import Settings
 from loopml.store import Workspace, use_workspace
 from loopml.tracking import active_run, start_run
 
+# What loads heavy libraries (scikit-learn, model libraries, uvicorn) is imported on first
+# use (PEP 562), so `import loopml` stays quick: name -> (module, attribute or None).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "train": ("loopml.training", "train"),
+    "tune": ("loopml.training", "tune"),
+    "automl": ("loopml.training", "automl"),
+    "drift_report": ("loopml.monitoring", "drift_report"),
+    "training": ("loopml.training", None),
+    "monitoring": ("loopml.monitoring", None),
+    "serving": ("loopml.serving", None),
+    "loop": ("loopml.loop", None),
+    "server": ("loopml.server", None),
+}
+
 
 def __getattr__(name: str) -> object:
-    # training loads scikit-learn and its model libraries: only when first used
-    if name in ("train", "training"):
-        import loopml.training
+    found = _LAZY.get(name)
+    if found is None:
+        raise AttributeError(f"module 'loopml' has no attribute {name!r}")
+    module = importlib.import_module(found[0])
+    return module if found[1] is None else getattr(module, found[1])
 
-        return loopml.training if name == "training" else loopml.training.train
-    raise AttributeError(f"module 'loopml' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 __all__ = [
@@ -68,8 +87,10 @@ __all__ = [
     "Workspace",
     "__version__",
     "active_run",
+    "automl",
     "data",
     "delete_alias",
+    "drift_report",
     "errors",
     "get_metric_history",
     "get_model_version",
@@ -85,9 +106,13 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "loop",
+    "monitoring",
     "register_model",
     "registry",
     "search_runs",
+    "server",
+    "serving",
     "set_alias",
     "set_tag",
     "set_tags",
@@ -95,5 +120,6 @@ __all__ = [
     "tracking",
     "train",
     "training",
+    "tune",
     "use_workspace",
 ]

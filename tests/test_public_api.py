@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import loopml
 
 EXPECTED = {
@@ -16,8 +21,10 @@ EXPECTED = {
     "Workspace",
     "__version__",
     "active_run",
+    "automl",
     "data",
     "delete_alias",
+    "drift_report",
     "errors",
     "get_metric_history",
     "get_model_version",
@@ -33,9 +40,13 @@ EXPECTED = {
     "log_metrics",
     "log_param",
     "log_params",
+    "loop",
+    "monitoring",
     "register_model",
     "registry",
     "search_runs",
+    "server",
+    "serving",
     "set_alias",
     "set_tag",
     "set_tags",
@@ -43,6 +54,7 @@ EXPECTED = {
     "tracking",
     "train",
     "training",
+    "tune",
     "use_workspace",
 }
 
@@ -58,3 +70,18 @@ def test_module_level_logging_needs_an_active_run() -> None:
 
     with pytest.raises(loopml.InvalidInput, match="no active run"):
         loopml.log_metric("loss", 1.0)
+
+
+def test_every_name_the_docs_use_resolves_after_a_bare_import() -> None:
+    """Each ``loopml.a.b`` in the README's and docs' Python examples is reachable from
+    ``import loopml`` alone (checked in a fresh interpreter, so nothing is preloaded)."""
+    root = Path(__file__).parents[1]
+    texts = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    blocks = [b for t in texts for b in re.findall(r"```python\n(.*?)```", t.read_text(), re.S)]
+    names = sorted({m for b in blocks for m in re.findall(r"\bloopml(?:\.[A-Za-z_]\w*)+", b)})
+    assert "loopml.train" in names and len(names) > 10
+    script = "import functools, loopml\n" + "".join(
+        f"functools.reduce(getattr, {n.split('.')[1:]!r}, loopml)\n" for n in names
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
