@@ -27,6 +27,7 @@ from loopml.server._openapi import openapi_spec
 from loopml.server._ops_routes import ops_routes
 from loopml.server._registry_routes import registry_routes
 from loopml.server._tracking_routes import tracking_routes
+from loopml.server.ui import ui_routes
 from loopml.store import Workspace
 
 
@@ -83,6 +84,7 @@ def create_app(ws: Workspace, *, auth: bool = False) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *ui_routes(ws, auth=auth),
     ]
     return Starlette(
         routes=[*mlflow_routes(ws), *routes],  # MLflow's prefixes first: one test each

@@ -26,12 +26,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal, get_args
+from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -56,7 +57,10 @@ ROLES: Final[tuple[Role, ...]] = get_args(Role)
 _RANK: Final[Mapping[str, int]] = {role: rank for rank, role in enumerate(ROLES)}
 
 TOKEN_PREFIX: Final = "lml_"
-OPEN_PATHS: Final = frozenset({"/healthz", "/readyz", "/openapi.json"})
+OPEN_PATHS: Final = frozenset({"/healthz", "/readyz", "/openapi.json", "/login", "/logout"})
+OPEN_PREFIXES: Final = ("/ui/static/",)  # the web UI's CSS and JS (the login page needs them)
+COOKIE: Final = "loopml_token"  # the web UI's session: the API token, HttpOnly, SameSite=Strict
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 CACHE_TTL: Final = 5.0  # seconds a checked token is trusted without asking the database
 _USER: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _PROJECT: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -464,12 +468,46 @@ class TokenCache:
             self._entries.clear()
 
 
-def _credentials(scope: Scope) -> tuple[str, str | None] | None:
-    """``(token, basic_user)`` from the Authorization header, None when there is none."""
-    raw = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+def _header(scope: Scope, name: bytes) -> str | None:
+    raw = next((v for k, v in scope["headers"] if k == name), None)
+    return None if raw is None else raw.decode("latin-1")
+
+
+def _cookie_token(scope: Scope) -> str | None:
+    """The web UI's session token from the :data:`COOKIE` cookie, if sent."""
+    raw = _header(scope, b"cookie")
     if raw is None:
         return None
-    scheme, _, value = raw.decode("latin-1").strip().partition(" ")
+    for part in raw.split(";"):
+        name, eq, value = part.strip().partition("=")
+        if eq and name == COOKIE and value:
+            return value
+    return None
+
+
+def same_origin(scope: Scope) -> bool:
+    """Whether the request's Origin (or, lacking one, Referer) is this server's own host."""
+    sent = _header(scope, b"origin") or _header(scope, b"referer")
+    host = _header(scope, b"host")
+    return bool(sent and host and sent != "null" and urlsplit(sent).netloc == host)
+
+
+def _credentials(scope: Scope) -> tuple[str, str | None] | None:
+    """``(token, basic_user)`` from the Authorization header, else from the web UI's
+    cookie; None when there is neither.
+
+    A cookie write (any method but GET, HEAD, OPTIONS) must come from a page of this
+    server: its Origin or Referer header must name the request's Host, else Forbidden.
+    Beside the cookie's SameSite=Strict, this is the UI's protection against CSRF.
+    """
+    raw = _header(scope, b"authorization")
+    if raw is None:
+        token = _cookie_token(scope)
+        write = scope.get("method", "GET") not in _SAFE_METHODS
+        if token is not None and write and not same_origin(scope):
+            raise Forbidden("a write with the session cookie must come from this server's pages")
+        return None if token is None else (token, None)
+    scheme, _, value = raw.strip().partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer":
         if not value:
@@ -493,8 +531,10 @@ class AuthMiddleware:
     Under auth, a request needs ``Authorization: Bearer <token>`` (what MLflow clients send
     for ``MLFLOW_TRACKING_TOKEN``) or ``Authorization: Basic base64(user:token)`` (what they
     send for ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, the token being the password and
-    the user name the token's user), else it is answered 401. Without auth, every request
-    acts as :data:`ANONYMOUS`. Paths in ``open_paths`` pass without a principal.
+    the user name the token's user), or the web UI's :data:`COOKIE` cookie, else it is
+    answered 401 (a browser asking for a page outside ``/api`` is sent to ``/login``
+    instead). Without auth, every request acts as :data:`ANONYMOUS`. Paths in
+    ``open_paths``, and those under :data:`OPEN_PREFIXES`, pass without a principal.
 
     Parameters
     ----------
@@ -527,7 +567,7 @@ class AuthMiddleware:
         state = scope.setdefault("state", {})
         if not self.enabled:
             state["principal"] = ANONYMOUS
-        elif scope["path"] not in self.open_paths:
+        elif scope["path"] not in self.open_paths and not scope["path"].startswith(OPEN_PREFIXES):
             try:
                 state["principal"] = await self._authenticate(scope)
             except LoopmlError as exc:  # Unauthorized, or StoreError (503) if the DB is down
@@ -560,7 +600,23 @@ class AuthMiddleware:
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 1008, "reason": str(exc)[:120]})
             return
+        if isinstance(exc, Unauthorized) and _wants_page(scope):
+            target = "/login?" + urlencode({"next": scope["path"]})
+            page: Response = (
+                Response(status_code=401, headers={"HX-Redirect": target})  # htmx navigates
+                if _header(scope, b"hx-request")
+                else RedirectResponse(target, 303)
+            )
+            await page(scope, receive, send)
+            return
         await error_response(exc)(scope, receive, send)
+
+
+def _wants_page(scope: Scope) -> bool:
+    """Whether a refused request is a browser's (or htmx's) GET of a web UI page."""
+    path: str = scope["path"]
+    html = "text/html" in (_header(scope, b"accept") or "") or _header(scope, b"hx-request")
+    return scope.get("method") == "GET" and not path.startswith("/api/") and bool(html)
 
 
 def principal(conn: HTTPConnection | Scope) -> Principal:
@@ -591,7 +647,9 @@ def auth_routes() -> list[Route]:
 __all__ = [
     "ANONYMOUS",
     "CACHE_TTL",
+    "COOKIE",
     "OPEN_PATHS",
+    "OPEN_PREFIXES",
     "ROLES",
     "AuthMiddleware",
     "Principal",
@@ -610,4 +668,5 @@ __all__ = [
     "new_token",
     "principal",
     "revoke",
+    "same_origin",
 ]
