@@ -16,8 +16,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from loopml.server._access import Access
+from loopml.server.ui._compare import compare_routes
+from loopml.server.ui._datasets import dataset_routes
+from loopml.server.ui._lineage import lineage_routes
 from loopml.server.ui._login import login_routes
 from loopml.server.ui._models import model_routes
+from loopml.server.ui._ops import ops_routes
 from loopml.server.ui._runs import run_routes
 from loopml.store import Workspace
 
@@ -41,6 +45,10 @@ def ui_routes(ws: Workspace, *, auth: bool = False) -> list[BaseRoute]:
         *login_routes(ws, auth=auth),
         *run_routes(ws, access),
         *model_routes(ws, access),
+        *compare_routes(ws, access),
+        *lineage_routes(ws, access),
+        *dataset_routes(ws, access),
+        *ops_routes(ws, access),
         Mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static"),
     ]
 

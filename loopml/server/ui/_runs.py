@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import mimetypes
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -146,12 +147,18 @@ class RunPages:
         name = request.path_params["name"]
         await self.access.experiment(request, name, "viewer")
         url = request.url.path
+        started = time.perf_counter()
         table = await run_in_threadpool(self._table, request, name, url, None)
+        searched = time.perf_counter()
         if is_htmx(request) and not request.headers.get("hx-history-restore-request"):
             response = render(request, "_runs_table.html", **table)
         else:
             response = render(request, "experiment.html", experiment=name, **table)
         response.headers["Vary"] = "HX-Request"
+        done = time.perf_counter()  # the handler's own time, for benchmarks and devtools
+        response.headers["Server-Timing"] = (
+            f"search;dur={(searched - started) * 1e3:.1f}, render;dur={(done - searched) * 1e3:.1f}"
+        )
         return response
 
     async def children(self, request: Request) -> Response:
