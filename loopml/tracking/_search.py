@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from loopml.errors import InvalidInput, NotFound
 from loopml.store import MetadataDB, Workspace
 from loopml.store.remote import ARROW_STREAM, RemoteClient, page_token
+from loopml.store.schema import RUN_ID, latest_metrics, params, run_tags, runs
 from loopml.store.schema import experiments as experiments_table
-from loopml.store.schema import latest_metrics, params, run_tags, runs
 from loopml.tracking._experiments import ExperimentCache
 from loopml.tracking._filter import (
     DEFAULT_ORDER,
@@ -273,18 +273,26 @@ def search_runs(
         rows = ws.db.fetch_tuples(conn, page.order_by(*order).limit(max_results).offset(offset))
         if not rows:
             return _empty_frame()
-        # the same page again as (run id, position), joined to the key/value tables at once
-        positions = (
-            sa.select(
-                runs.c.id, (sa.func.row_number().over(order_by=order) - 1 - offset).label("pos")
+        positions: sa.FromClause
+        if len(rows) <= _PAGE_BY_IDS:  # the page's ids as a VALUES list: the filter runs once
+            positions = (
+                sa.values(sa.column("id", RUN_ID), sa.column("pos", sa.Integer), name="page")
+                .data([(row[0], i) for i, row in enumerate(rows)])
+                .cte("page")
             )
-            .select_from(with_experiment)
-            .where(where)
-            .order_by(*order)
-            .limit(max_results)
-            .offset(offset)
-            .cte("page")
-        )
+        else:  # the same page again as (run id, position), joined to the key/value tables
+            positions = (
+                sa.select(
+                    runs.c.id,
+                    (sa.func.row_number().over(order_by=order) - 1 - offset).label("pos"),
+                )
+                .select_from(with_experiment)
+                .where(where)
+                .order_by(*order)
+                .limit(max_results)
+                .offset(offset)
+                .cte("page")
+            )
         long_rows = MetadataDB.fetch_tuples(conn, _long_query(positions, ws.db.dialect))
     return pd.concat([_base_frame(rows), *_wide_frames(long_rows, len(rows))], axis=1)
 
@@ -346,9 +354,10 @@ def _experiment_ids(ws: Workspace, experiments: str | Sequence[str]) -> list[int
 
 
 _LONG_TABLES = (latest_metrics, params, run_tags)
+_PAGE_BY_IDS = 4000  # pages up to this size fetch their values by id (2 bound values a run)
 
 
-def _long_query(page: sa.CTE, dialect: str) -> sa.CompoundSelect[Any]:
+def _long_query(page: sa.FromClause, dialect: str) -> sa.CompoundSelect[Any]:
     """Rows ``(table index, run position, key, value)`` of the metrics, params and tags of
     the runs in ``page``: one statement, so the filter runs once more, not three times."""
     parts = []
