@@ -12,7 +12,7 @@ import typer
 from loopml._credentials import normalize_url, save_token
 from loopml.cli._common import console, err_console, open_workspace, table, when
 from loopml.errors import InvalidInput, Unauthorized
-from loopml.server._auth import (
+from loopml.server._users import (
     ROLES,
     Role,
     add_user,

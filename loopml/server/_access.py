@@ -1,5 +1,5 @@
 """Who may do what: the project of each experiment and run, checked against the caller's
-roles (see :class:`~loopml.server._auth.Principal`).
+roles (see :class:`~loopml.server._users.Principal`).
 
 Experiments never change project and runs never change experiment, so both lookups are
 remembered for the life of the server. With auth off every caller is an admin and no
@@ -20,8 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from loopml.errors import NotFound
-from loopml.server._auth import Principal, Role, principal
+from loopml.server._auth import principal
 from loopml.server._openapi import ApiRoute
+from loopml.server._users import Principal, Role
 from loopml.store import Workspace
 from loopml.store.schema import (
     DEFAULT_PROJECT,

@@ -23,10 +23,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopml.errors import LoopmlError
-from loopml.server._auth import Principal, principal
+from loopml.server._auth import principal
 from loopml.server._errors import ApiError
 from loopml.server._http import json_response, query_int
 from loopml.server._openapi import ApiRoute
+from loopml.server._users import Principal
 from loopml.store import Workspace, now_ms
 from loopml.store.schema import audit_log
 

@@ -19,8 +19,8 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
 from loopml.errors import LoopmlError, NotFound
-from loopml.server._auth import ANONYMOUS, Principal
 from loopml.server._errors import describe
+from loopml.server._users import ANONYMOUS, Principal
 from loopml.store import Node, Workspace, now_ms
 from loopml.store.schema import applied_batches, experiments, latest_metrics, runs
 from loopml.tracking._experiments import check_name

@@ -43,10 +43,10 @@ from loopml.errors import (
 from loopml.server import _mlflow_artifacts as artifacts
 from loopml.server import _mlflow_registry as registry
 from loopml.server import _mlflow_tracking as tracking
-from loopml.server._auth import ANONYMOUS, Principal
 from loopml.server._errors import ApiError
 from loopml.server._mlflow_access import MlflowAccess
 from loopml.server._mlflow_protocol import Fields, Handler, natural, not_implemented
+from loopml.server._users import ANONYMOUS, Principal
 from loopml.store import Workspace
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from typing import Any
 
 from loopml.errors import InvalidInput, NotFound
 from loopml.server._access import Access
-from loopml.server._auth import Principal, Role
 from loopml.server._mlflow_protocol import Fields, natural
+from loopml.server._users import Principal, Role
 from loopml.store import Workspace
 from loopml.store.schema import DEFAULT_PROJECT
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from loopml import data, monitoring
 from loopml.loop import Policy, run_once
-from loopml.server._auth import add_user
+from loopml.server._users import add_user
 from loopml.store import Workspace
 from tests.monitoring._deployed import customers, deployed, log_traffic
 

@@ -23,7 +23,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from loopml import data, registry
 from loopml.server import create_app
-from loopml.server._auth import add_user
+from loopml.server._users import add_user
 from loopml.store import Workspace
 from loopml.store.schema import datasets, models
 from loopml.tracking import create_run, get_metric_history, get_run

@@ -47,24 +47,21 @@ from loopml.errors import (
     Unauthorized,
 )
 from loopml.server._audit import AuditMiddleware, AuditWriter, audit_routes, note_action
-from loopml.server._auth import (
+from loopml.server._auth import AuthMiddleware, TokenCache, auth_routes, principal
+from loopml.server._errors import handle_error
+from loopml.server._openapi import openapi_spec
+from loopml.server._users import (
     ANONYMOUS,
-    AuthMiddleware,
     Principal,
-    TokenCache,
     add_user,
-    auth_routes,
     authenticate,
     disable_user,
     enable_user,
     grant,
     issue_token,
     list_users,
-    principal,
     revoke,
 )
-from loopml.server._errors import handle_error
-from loopml.server._openapi import openapi_spec
 from loopml.store import Workspace, now_ms
 from loopml.store.schema import api_tokens, audit_log, users
 

@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from loopml import registry
 from loopml.errors import InvalidInput
 from loopml.server import create_app
-from loopml.server._auth import add_user
+from loopml.server._users import add_user
 from loopml.store import Workspace
 from loopml.tracking import get_or_create_experiment, search_runs
 from tests.conftest import LiveServer

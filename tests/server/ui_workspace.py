@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from sklearn.linear_model import LogisticRegression
 
 from loopml import data, registry, tracking
-from loopml.server._auth import add_user
+from loopml.server._users import add_user
 from loopml.store import Workspace
 from loopml.store.schema import experiments
 

@@ -13,7 +13,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from loopml.errors import Unauthorized
-from loopml.server._auth import COOKIE, authenticate, same_origin
+from loopml.server._auth import COOKIE, same_origin
+from loopml.server._users import authenticate
 from loopml.server.ui._render import render
 from loopml.store import Workspace
 
