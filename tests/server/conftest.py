@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from starlette.applications import Starlette
@@ -11,6 +12,9 @@ from starlette.applications import Starlette
 from loopml.server._mlflow import mlflow_routes
 from loopml.store import Workspace
 from tests.conftest import LiveServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 
 # -- the MLflow-compatible API (test_mlflow_client.py) -----------------------------------------
@@ -28,3 +32,12 @@ def mlflow_server(ws: Workspace) -> Iterator[LiveServer]:
 
 
 # -- end of the MLflow-compatible API's fixtures ----------------------------------------------
+
+
+# -- the web UI's browser tests ---------------------------------------------------------------
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for every browser test (see tests/server/browser.py)."""
+    from tests.server.browser import launch
+
+    yield from launch()

@@ -4,33 +4,19 @@ and in /tmp/loopml-ui-shots/. Under CI=true a missing Chromium fails instead of 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page, expect
 
 from loopml.registry._registry import get_model
 from loopml.server import create_app
 from tests.conftest import LiveServer
+from tests.server.browser import logged_in, shot
 from tests.server.ui_workspace import UiData, populate
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-SHOTS = Path("/tmp/loopml-ui-shots")
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"no Chromium at {CHROMIUM} under CI (apt-get install chromium)", pytrace=False)
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,45 +32,14 @@ def server(ui: UiData) -> Iterator[LiveServer]:
         yield live
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-def _page(browser: Browser, server: LiveServer, token: str) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{server.url}/experiments/churn")
-    expect(page).to_have_url(f"{server.url}/login?next=%2Fexperiments%2Fchurn")
-    page.fill("input[name=token]", token)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{server.url}/experiments/churn")
-    yield page
-    context.close()
-    assert not errors, errors  # no JavaScript error on any page
-
-
 @pytest.fixture
 def editor(browser: Browser, server: LiveServer, ui: UiData) -> Iterator[Page]:
-    yield from _page(browser, server, ui.editor)
+    yield from logged_in(browser, server, ui.editor)
 
 
 @pytest.fixture
 def viewer(browser: Browser, server: LiveServer, ui: UiData) -> Iterator[Page]:
-    yield from _page(browser, server, ui.viewer)
-
-
-def _shot(page: Page, tmp_path: Path, name: str) -> None:
-    folder = tmp_path / "screenshots"
-    folder.mkdir(exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-    SHOTS.mkdir(exist_ok=True)
-    shutil.copy(folder / f"{name}.png", SHOTS / f"{name}.png")
+    yield from logged_in(browser, server, ui.viewer)
 
 
 def test_runs_table_filter_run_page_and_curves(
@@ -92,14 +47,14 @@ def test_runs_table_filter_run_page_and_curves(
 ) -> None:
     rows = editor.locator("table.runs-table tbody tr")
     expect(rows).to_have_count(34)  # 30 trials, the tuning parent and its 3 children
-    _shot(editor, tmp_path, "runs-table")
+    shot(editor, tmp_path, "runs-table")
     editor.fill("input.filter", "metrics.auc > 0.8")
     editor.press("input.filter", "Enter")
     high = sum(1 for auc in ui.auc.values() if auc > 0.8)
     expect(rows).to_have_count(high)  # swapped by htmx, the URL follows
     expect(editor).to_have_url(re.compile(r"/experiments/churn\?filter=metrics\.auc(%20|\+)%3E"))
     assert editor.locator("header.top").count() == 1  # the table was swapped, not the page
-    _shot(editor, tmp_path, "runs-filtered")
+    shot(editor, tmp_path, "runs-filtered")
 
     editor.fill("input.filter", "metrics.auc >>")
     editor.press("input.filter", "Enter")
@@ -119,7 +74,7 @@ def test_runs_table_filter_run_page_and_curves(
     expect(editor.locator("figure.chart[data-key=loss] canvas")).to_have_count(1)
     editor.locator("#smooth").fill("0.6")
     expect(editor.locator("figure.chart[data-key=loss] .u-legend")).to_contain_text("smoothed")
-    _shot(editor, tmp_path, "run")
+    shot(editor, tmp_path, "run")
 
     editor.goto(f"{server.url}/runs/{ui.parent_run}")
     expect(editor.locator(".gallery img")).to_have_js_property("complete", True)
@@ -128,24 +83,24 @@ def test_runs_table_filter_run_page_and_curves(
     editor.click("tr:has-text('best.json') >> text=View")
     expect(editor.locator("#viewer pre")).to_contain_text('"lr": 0.05')
     expect(editor.locator("#children table.runs-table tbody tr")).to_have_count(3)
-    _shot(editor, tmp_path, "run-parent")
+    shot(editor, tmp_path, "run-parent")
 
 
 def test_editor_moves_an_alias_with_confirmation(
     editor: Page, server: LiveServer, ui: UiData, tmp_path: Path
 ) -> None:
     editor.goto(f"{server.url}/models")
-    _shot(editor, tmp_path, "models")
+    shot(editor, tmp_path, "models")
     editor.click("a[href='/models/churn']")
     form = editor.locator("form.move")
     expect(form).to_be_visible()
-    _shot(editor, tmp_path, "model")
+    shot(editor, tmp_path, "model")
     form.locator("input[name=alias]").fill("production")
     form.locator("select[name=version]").select_option("2")
     form.locator("button").click()
     expect(editor.locator("form.confirm")).to_contain_text("from v1 to v2")
     assert get_model(ui.ws, "churn").aliases["production"] == 1  # not before confirming
-    _shot(editor, tmp_path, "alias-confirm")
+    shot(editor, tmp_path, "alias-confirm")
     editor.click("form.confirm button.primary")
     expect(editor).to_have_url(f"{server.url}/models/churn")
     expect(editor.locator("tr#v2 .alias")).to_contain_text("production")
@@ -157,6 +112,6 @@ def test_viewer_sees_no_alias_controls(viewer: Page, server: LiveServer, tmp_pat
     expect(viewer.locator("table.grid tbody tr")).to_have_count(2)
     expect(viewer.locator("form.move")).to_have_count(0)
     expect(viewer.locator("header .who")).to_contain_text("vic")
-    _shot(viewer, tmp_path, "model-viewer")
+    shot(viewer, tmp_path, "model-viewer")
     viewer.click("header .who button")
     expect(viewer).to_have_url(f"{server.url}/login")

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from loopml import serving
 from loopml.server import create_app
 from tests.conftest import LiveServer
-from tests.server.test_ui import ARGS, CHROMIUM, _page, _shot
+from tests.server.browser import logged_in, shot
 from tests.server.ui_workspace import UiData, populate
 
 
@@ -33,17 +33,9 @@ def server(ui: UiData) -> Iterator[LiveServer]:
         yield live
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def viewer(browser: Browser, server: LiveServer, ui: UiData) -> Iterator[Page]:
-    yield from _page(browser, server, ui.viewer)
+    yield from logged_in(browser, server, ui.viewer)
 
 
 def test_compare_from_the_runs_table_and_the_lineage_graph(
@@ -62,7 +54,7 @@ def test_compare_from_the_runs_table_and_the_lineage_graph(
     expect(viewer.locator("figure.overlay[data-key=loss] .u-legend .u-series")).to_have_count(5)
     expect(viewer.locator("#parallel canvas")).to_be_visible()
     expect(viewer.locator("table.params tr.differs")).to_have_count(2)  # lr and model
-    _shot(viewer, tmp_path, "compare")
+    shot(viewer, tmp_path, "compare")
 
     viewer.goto(f"{server.url}/models/churn")
     viewer.click("text=Lineage graph")
@@ -75,4 +67,4 @@ def test_compare_from_the_runs_table_and_the_lineage_graph(
     viewer.click("#lineage .node.dataset_version a")
     expect(viewer).to_have_url(f"{server.url}/datasets/customers/1")
     viewer.go_back()
-    _shot(viewer, tmp_path, "lineage")
+    shot(viewer, tmp_path, "lineage")
