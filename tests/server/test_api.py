@@ -14,10 +14,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import schemathesis
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
 from sklearn.linear_model import LogisticRegression
 from starlette.exceptions import StarletteDeprecationWarning
 
@@ -28,6 +25,7 @@ from loopml.store import Workspace
 from loopml.store.schema import datasets, models
 from loopml.tracking import create_run, get_metric_history, get_run
 from tests.conftest import LiveServer
+from tests.fuzzing import assert_no_server_errors
 
 with warnings.catch_warnings():  # starlette >= 1.x asks for httpx2; httpx still works
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -215,24 +213,7 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_no_input_gives_a_server_error(live_url: str) -> None:
-    schema = schemathesis.openapi.from_url(f"{live_url}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 15
-    for operation in operations:
-
-        @given(operation.as_strategy())
-        @settings(
-            max_examples=20,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        def check(case: schemathesis.Case) -> None:
-            response = case.call()
-            case.validate_response(response, checks=[not_a_server_error])
-
-        check()
+    assert_no_server_errors(live_url, min_operations=15, examples=20)
 
 
 def test_models_and_datasets_follow_their_project(

@@ -6,12 +6,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
 
 from loopml.serving import create_app
 from loopml.store import Workspace
+from tests.fuzzing import assert_no_server_errors
 
 from .conftest import LiveServer
 
@@ -29,23 +27,6 @@ def api_url(tmp_path_factory: pytest.TempPathFactory, frame, hgb) -> Iterator[st
 
 
 def test_no_input_gives_a_server_error(api_url: str) -> None:
-    schema = schemathesis.openapi.from_url(f"{api_url}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 8
-    for operation in operations:
-
-        @given(operation.as_strategy())
-        @settings(
-            max_examples=25,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        def check(case: schemathesis.Case) -> None:
-            response = case.call()
-            case.validate_response(response, checks=[not_a_server_error])
-
-        check()
+    assert_no_server_errors(api_url, min_operations=8, examples=25)
     metrics = httpx.get(f"{api_url}/metrics").text
     assert 'status="200"' in metrics and 'status="422"' in metrics  # it did reach the models
