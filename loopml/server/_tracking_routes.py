@@ -299,23 +299,23 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
         records = await run_in_threadpool(_frame_records, frame)
         return json_response({"runs": records, "next_page_token": token})
 
+    async def write(request: Request, **parts: Any) -> Response:
+        """Apply ``parts`` of a segment to the run in the path, as an editor of its project."""
+        run_id = _run_id(request)
+        await access.run(request, run_id, "editor")
+        await applier.apply_one(Segment(run_id=run_id, **parts))
+        return json_response({"ok": True})
+
     async def log_params(request: Request) -> Response:
         body = await read_json(request, Params)
-        await access.run(request, _run_id(request), "editor")
-        params = {k: str(v) for k, v in body.params.items()}
-        await applier.apply_one(Segment(run_id=_run_id(request), params=params))
-        return json_response({"ok": True})
+        return await write(request, params={k: str(v) for k, v in body.params.items()})
 
     async def set_tags(request: Request) -> Response:
         body = await read_json(request, Tags)
-        await access.run(request, _run_id(request), "editor")
-        tags = {k: str(v) for k, v in body.tags.items()}
-        await applier.apply_one(Segment(run_id=_run_id(request), tags=tags))
-        return json_response({"ok": True})
+        return await write(request, tags={k: str(v) for k, v in body.tags.items()})
 
     async def log_metrics(request: Request) -> Response:
         body = await read_json(request, Points)
-        await access.run(request, _run_id(request), "editor")
         series: dict[str, SeriesBody] = {}
         now = now_ms()
         for p in body.metrics:
@@ -323,15 +323,10 @@ def tracking_routes(ws: Workspace) -> list[BaseRoute]:
             s.step.append(p.step)
             s.value.append(p.value)
             s.timestamp.append(now if p.timestamp is None else p.timestamp)
-        await applier.apply_one(Segment(run_id=_run_id(request), metrics=series))
-        return json_response({"ok": True})
+        return await write(request, metrics=series)
 
     async def log_input(request: Request) -> Response:
-        body = await read_json(request, InputRef)
-        await access.run(request, _run_id(request), "editor")
-        ref = InputRef(dataset=body.dataset, role=body.role)
-        await applier.apply_one(Segment(run_id=_run_id(request), inputs=[ref]))
-        return json_response({"ok": True})
+        return await write(request, inputs=[await read_json(request, InputRef)])
 
     async def metric_history(request: Request) -> Response:
         run_id, key = _run_id(request), request.path_params["key"]
