@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from urllib.parse import urlsplit
 
 import httpx
@@ -12,6 +11,7 @@ import typer
 from loopml._credentials import normalize_url, save_token
 from loopml.cli._common import console, err_console, open_workspace, table, when
 from loopml.errors import InvalidInput, Unauthorized
+from loopml.server._run import is_loopback
 from loopml.server._users import (
     ROLES,
     Role,
@@ -135,15 +135,6 @@ def token(
     _show_token(name, issue_token(open_workspace(ctx), name, label, expires_in=expires))
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def login(
     url: str = typer.Argument(..., help="The server, e.g. https://loopml.example.com."),
     token: str = typer.Option(
@@ -155,7 +146,7 @@ def login(
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput(f"server URL {url!r} must look like https://host[:port]")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         err_console.print("[yellow]warning:[/] the token travels unencrypted over plain http")
     try:
         answer = httpx.get(
