@@ -39,7 +39,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class Access:
-    """Project lookups and role checks for one workspace."""
+    """Project lookups and role checks for one workspace (one per workspace, shared by
+    every route module: ``ws.component(Access)``)."""
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
@@ -48,6 +49,9 @@ class Access:
         self.run_project = lru_cache(maxsize=100_000)(self._run_project)
         self.model_project = lru_cache(maxsize=10_000)(self._model_project)
         self.dataset_project = lru_cache(maxsize=10_000)(self._dataset_project)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def _one(self, query: sa.Select[Any], missing: str) -> str:
         with self.ws.db.read() as conn:

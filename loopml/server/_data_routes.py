@@ -75,7 +75,7 @@ def _summary(row: Any) -> dict[str, Any]:
 
 def data_routes(ws: Workspace) -> list[BaseRoute]:
     """The dataset half of ``/api/v1``."""
-    access = Access(ws)
+    access = ws.component(Access)
     route = access.route("dataset")
 
     def version_of(request: Request) -> DatasetVersion:

@@ -26,7 +26,7 @@ class MlflowAccess:
     """Role checks for MLflow requests to one workspace."""
 
     def __init__(self, ws: Workspace) -> None:
-        self.access = Access(ws)
+        self.access = ws.component(Access)
 
     @staticmethod
     def role(method: str, path: str) -> Role:

@@ -74,7 +74,7 @@ def ops_routes(ws: Workspace) -> list[BaseRoute]:
 
     Each is seen by those with a role in the project of the model its deployment serves.
     """
-    access = Access(ws)
+    access = ws.component(Access)
 
     async def deployments(request: Request) -> Response:
         """List deployments, by name"""

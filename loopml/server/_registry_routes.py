@@ -141,7 +141,7 @@ def _uri_query(request: Request) -> str:
 
 def registry_routes(ws: Workspace) -> list[BaseRoute]:
     """The registry half of ``/api/v1``."""
-    access = Access(ws)
+    access = ws.component(Access)
     route = access.route("model")
 
     def version_of(request: Request) -> ModelVersion:

@@ -178,7 +178,7 @@ def arrow_bytes(frame: pd.DataFrame) -> bytes:
 def tracking_routes(ws: Workspace) -> list[BaseRoute]:
     """The tracking half of ``/api/v1``."""
     applier = BatchApplier(ws)
-    access = Access(ws)
+    access = ws.component(Access)
 
     async def list_experiments(request: Request) -> Response:
         size = query_int(request, "max_results", 100, 1, 1000)

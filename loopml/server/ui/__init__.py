@@ -39,7 +39,7 @@ def ui_routes(ws: Workspace, *, auth: bool = False) -> list[BaseRoute]:
     --------
     >>> app = Starlette(routes=[*api_routes(ws), *ui_routes(ws)])  # doctest: +SKIP
     """
-    access = Access(ws)
+    access = ws.component(Access)
     return [
         Route("/", _home, methods=["GET"]),
         *login_routes(ws, auth=auth),
