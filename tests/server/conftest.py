@@ -35,9 +35,11 @@ def mlflow_server(ws: Workspace) -> Iterator[LiveServer]:
 
 
 # -- the web UI's browser tests ---------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for every browser test (see tests/server/browser.py)."""
+    """A headless Chromium for a module's browser tests (see tests/server/browser.py). Not
+    one per session: Playwright's sync API holds an event loop in the main thread while
+    it runs, and later tests that call asyncio.run() would fail."""
     from tests.server.browser import launch
 
     yield from launch()
