@@ -5,12 +5,14 @@ validates the first, tunes and registers a model, deploys it, starts ``loopml se
 sends the later customers as traffic (with their true labels as feedback), lets a monitor
 find the drift, retrains a challenger from the champion's recipe, compares both on fresh
 rows, shadows it, promotes it — the server switches version without a failed request —
-and prints where everything is. The server is shut down at the end.
+and prints where everything is. The model server is shut down at the end; with ``--ui``
+the platform server (web UI and API) then stays up on the demo workspace until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -39,6 +41,10 @@ def _fresh_workspace(directory: Path) -> Workspace:
 def quickstart(
     directory: Path = typer.Option(Path("loopml-demo"), "--dir", help="Workspace folder."),
     traffic: int = typer.Option(1000, help="Requests from the drifted period."),
+    ui: bool = typer.Option(
+        False, "--ui", help="Afterwards, leave the web UI running on the demo (Ctrl-C stops it)."
+    ),
+    ui_port: int = typer.Option(5000, "--ui-port", help="Port of the web UI with --ui."),
 ) -> None:
     """Run the whole loop in a demo workspace: data → model → server → drift → retrain → promote."""
     # scikit-learn and friends load here, not at the top, so other commands start fast
@@ -47,6 +53,8 @@ def quickstart(
 
     if traffic < 200:
         raise InvalidInput("--traffic must be at least 200 requests")
+    if ui:
+        _check_port_free(ui_port)
     started = time.perf_counter()
     step = iter(range(1, 20))
 
@@ -175,3 +183,25 @@ def quickstart(
         "loopml runs list",
     ):
         console.print(f"  cd {directory} && {cmd}")
+    if not ui:
+        console.print(
+            f"Web UI: cd {directory} && loopml server, then open http://127.0.0.1:5000/ "
+            "(or rerun with --ui)"
+        )
+        return
+    from loopml.server import run_server
+
+    console.print(f"\nWeb UI: http://127.0.0.1:{ui_port}/ (Ctrl-C stops it)", highlight=False)
+    with Workspace.open(directory) as ws:
+        run_server(ws, host="127.0.0.1", port=ui_port)
+
+
+def _check_port_free(port: int) -> None:
+    """Refuse ``--ui-port`` before the long run if the port is bad or taken."""
+    if not 1 <= port <= 65535:
+        raise InvalidInput(f"--ui-port must be in 1-65535, not {port}")
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise InvalidInput(f"--ui-port {port} is taken: choose another") from None

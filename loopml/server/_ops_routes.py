@@ -1,6 +1,6 @@
-"""``/api/v1`` read-only lists of what runs in production: deployments, monitors and their
-reports, alerts, and the closed loop's decisions. Every list is paginated with
-``max_results`` and ``page_token``; times are epoch milliseconds."""
+"""``/api/v1`` read-only lists of what runs in production: deployments (and their request
+statistics), monitors and their reports, alerts, and the closed loop's decisions. Every
+list is paginated with ``max_results`` and ``page_token``; times are epoch milliseconds."""
 
 from __future__ import annotations
 
@@ -85,6 +85,26 @@ def ops_routes(ws: Workspace) -> list[BaseRoute]:
         items = record_json(found[offset : offset + size + 1])
         return json_response(page("deployments", items, offset, size))
 
+    async def requests(request: Request) -> Response:
+        """A deployment's requests, rows, errors and latency per time bucket, oldest first"""
+        name = request.path_params["name"]
+        await access.named(request, "deployment", name, "viewer")
+        q = request.query_params
+        stats = await run_in_threadpool(
+            lambda: serving.request_stats(
+                ws,
+                name,
+                since=q.get("since", "1h"),
+                until=q.get("until"),
+                bucket=q.get("bucket", "1m"),
+            )
+        )
+        columns = {
+            "t": [round(t.timestamp() * 1000) for t in stats["time"]],
+            **{c: [finite(float(v)) for v in stats[c]] for c in stats.columns if c != "time"},
+        }
+        return json_response({"deployment": name, "buckets": columns})
+
     async def monitors(request: Request) -> Response:
         """List monitors (of one deployment, if given), by name"""
         offset, size = _window(request)
@@ -138,6 +158,12 @@ def ops_routes(ws: Workspace) -> list[BaseRoute]:
     paged = ("max_results", "page_token")
     return [
         ApiRoute("/api/v1/deployments", deployments, methods=["GET"], query=paged),
+        ApiRoute(
+            "/api/v1/deployments/{name}/requests",
+            requests,
+            methods=["GET"],
+            query=("since", "until", "bucket"),
+        ),
         ApiRoute("/api/v1/monitors", monitors, methods=["GET"], query=("deployment", *paged)),
         ApiRoute("/api/v1/monitors/{name}/reports", reports, methods=["GET"], query=paged),
         ApiRoute("/api/v1/alerts", alerts, methods=["GET"], query=("source", "state", *paged)),

@@ -19,6 +19,7 @@ from loopml.serving._predread import (
     read_feedback,
     read_predictions,
 )
+from loopml.serving._request_stats import request_stats
 from loopml.serving._server import serve
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "read_errors",
     "read_feedback",
     "read_predictions",
+    "request_stats",
     "resolve_version",
     "serve",
 ]

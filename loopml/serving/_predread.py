@@ -73,6 +73,23 @@ def to_ms(value: TimeLike, field: str = "time") -> int | None:
     return int(value.timestamp() * 1000)
 
 
+def duration_ms(value: str, field: str = "duration") -> int:
+    """Milliseconds in a duration such as ``"30s"``, ``"1m"``, ``"2h"``, ``"7d"`` or ``"1w"``.
+
+    Raises
+    ------
+    InvalidInput
+        ``value`` is not such a duration, or is zero; the message names ``field``.
+    """
+    found = _RELATIVE.match(value.strip()) if isinstance(value, str) else None
+    ms = int(float(found.group(1)) * _UNIT_MS[found.group(2)]) if found else 0
+    if ms <= 0:
+        raise InvalidInput(
+            f"{field} must be a positive duration such as 30s, 1m, 2h, 7d or 1w, not {value!r}"
+        )
+    return ms
+
+
 def _files(
     ws: Workspace, deployment: str, kind: Kind, since: int | None, until: int | None
 ) -> list[str]:

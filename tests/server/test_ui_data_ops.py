@@ -136,7 +136,21 @@ def test_deployments_list_and_page(open_ui: TestClient) -> None:
     assert "<code>drift_share &gt; 0.3</code>" in page
     assert '<span class="st decision skipped">skipped</span>' in page
     assert "no alert firing" in page and "&#34;monitor&#34;" in page  # the evidence, as JSON
-    assert "no store of serving metrics" in page
+    assert 'section class="requests" data-deployment="churn"' in page
+    assert page.count('class="chart traffic"') == 3  # rate, latency, errors
+
+
+def test_request_stats_feed_the_live_charts(open_ui: TestClient) -> None:
+    got = open_ui.get("/api/v1/deployments/churn/requests?since=1h&bucket=1m")
+    assert got.status_code == 200
+    buckets = got.json()["buckets"]
+    assert set(buckets) == {"t", "requests", "rows", "errors", "error_rate", "p50_ms", "p99_ms"}
+    assert len(buckets["t"]) in (60, 61) and buckets["t"] == sorted(buckets["t"])
+    assert sum(buckets["requests"]) == 450 and sum(buckets["errors"]) == 0  # 3 x 150 logged
+    assert {v for v, n in zip(buckets["p50_ms"], buckets["requests"], strict=True) if n} == {2.0}
+    assert None in buckets["p50_ms"]  # idle minutes are gaps, not zeros
+    bad = open_ui.get("/api/v1/deployments/churn/requests?bucket=sometimes")
+    assert bad.status_code == 422 and "bucket must be a positive duration" in bad.text
 
 
 def test_roles(ops: OpsData) -> None:
@@ -146,7 +160,13 @@ def test_roles(ops: OpsData) -> None:
     outsider = _logged_in(ops, ops.outsider)
     assert "churn" not in outsider.get("/datasets").text.split("<main>")[1]
     assert "No deployments yet" in outsider.get("/deployments").text
-    for path in ["/datasets/churn", "/datasets/churn/2", "/datasets/churn/9", "/deployments/churn"]:
+    for path in [
+        "/datasets/churn",
+        "/datasets/churn/2",
+        "/datasets/churn/9",
+        "/deployments/churn",
+        "/api/v1/deployments/churn/requests",
+    ]:
         refused = outsider.get(path)
         assert refused.status_code == 403, path
         assert "viewer is needed" in refused.text or "role" in refused.text

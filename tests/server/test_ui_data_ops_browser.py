@@ -63,6 +63,11 @@ def test_version_histograms_and_deployment_drift_chart(
     page.goto(f"{server.url}/deployments")
     shot(page, tmp_path, "deployments")
     page.click("a[href='/deployments/churn']")
+    for chart in ("rate", "latency", "errors"):
+        _drawn(page, f"figure.traffic[data-chart={chart}]")
+    expect(page.locator("section.requests .totals")).to_contain_text("450 requests")
+    page.select_option("section.requests select.window", "15m")
+    expect(page.locator("section.requests .totals")).to_contain_text("in the last 15m")
     _drawn(page, "figure.drift[data-monitor=churn-drift]")
     expect(page.locator("figure.drift[data-monitor=churn-drift] .u-legend")).to_contain_text(
         "drift share"

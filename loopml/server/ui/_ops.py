@@ -3,8 +3,9 @@ their drift share over time, alerts (firing and resolved) and the closed loop's 
 with their evidence.
 
 Each is seen by those with a role in the project of the model the deployment serves, as
-in ``/api/v1`` (see :mod:`loopml.server._ops_routes`). Live request rate and latency are
-not shown: the server keeps no store of serving metrics to draw them from.
+in ``/api/v1`` (see :mod:`loopml.server._ops_routes`). Request rate, latency and errors are
+drawn in the browser from ``/api/v1/deployments/{name}/requests``, refreshed while the page
+is open.
 """
 
 from __future__ import annotations

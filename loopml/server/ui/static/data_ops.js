@@ -1,5 +1,6 @@
 // Charts of the dataset and deployment pages: a uPlot bar chart per numeric column's stored
-// histogram, and each monitor's drift share over time with its dataset-drift threshold.
+// histogram, each monitor's drift share over time with its dataset-drift threshold, and a
+// deployment's request rate, latency and error rate, fetched from /api/v1 every 10 s.
 (function () {
   "use strict";
   const plots = [];
@@ -54,6 +55,68 @@
     });
   }
 
+  const MINUTE = { s: 1 / 60, m: 1, h: 60, d: 1440, w: 10080 };
+  const CHARTS = {
+    rate: function (b, perMin) {
+      return [[{ label: "requests/min", stroke: "#2563eb", width: 2, fill: "rgba(37,99,235,.12)" }],
+        [b.requests.map(function (n) { return n * perMin; })]];
+    },
+    latency: function (b) {
+      return [[{ label: "p50 ms", stroke: "#1a7f37", width: 2 }, { label: "p99 ms", stroke: "#b42318", width: 2 }],
+        [b.p50_ms, b.p99_ms]];
+    },
+    errors: function (b) {
+      return [[{ label: "error rate", stroke: "#b42318", width: 2, fill: "rgba(180,35,24,.1)" }], [b.error_rate]];
+    },
+  };
+
+  function requests() {
+    const section = document.querySelector("section.requests");
+    if (!section) return;
+    const select = section.querySelector("select.window"), drawn = {};
+    let timer = null;
+
+    function draw(buckets, perMin) {
+      const t = buckets.t.map(function (ms) { return ms / 1000; });
+      section.querySelectorAll("figure.traffic").forEach(function (figure) {
+        const made = CHARTS[figure.dataset.chart](buckets, perMin), box = figure.querySelector(".plot");
+        const data = [t].concat(made[1]);
+        if (drawn[figure.dataset.chart]) { drawn[figure.dataset.chart].setData(data); return; }
+        const opts = {
+          width: width(box), height: 170,
+          scales: { x: { time: true }, y: { range: function (u, lo, hi) { return [0, hi > 0 ? hi * 1.1 : 1]; } } },
+          series: [{ label: "bucket (UTC)" }].concat(made[0].map(function (s) { return Object.assign({ spanGaps: false, points: { show: false } }, s); })),
+          axes: [{ size: 40 }, { size: 54 }],
+          cursor: { drag: { x: true, y: false } },
+          tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); },
+        };
+        drawn[figure.dataset.chart] = new uPlot(opts, data, box);
+        plots.push([box, drawn[figure.dataset.chart], 170]);
+      });
+    }
+
+    function load() {
+      const option = select.selectedOptions[0], bucket = option.dataset.bucket;
+      const perMin = 1 / (parseFloat(bucket) * MINUTE[bucket.slice(-1)]);
+      const url = "/api/v1/deployments/" + encodeURIComponent(section.dataset.deployment) +
+        "/requests?since=" + option.value + "&bucket=" + bucket;
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .then(function (body) {
+          draw(body.buckets, perMin);
+          const sum = function (a) { return a.reduce(function (x, y) { return x + y; }, 0); };
+          section.querySelector(".totals").textContent = sum(body.buckets.requests) + " requests, " +
+            sum(body.buckets.rows) + " rows, " + sum(body.buckets.errors) + " errors in the last " + option.value;
+        })
+        .catch(function (e) { section.querySelector(".totals").textContent = "could not load requests (" + e.message + ")"; });
+    }
+
+    select.addEventListener("change", load);
+    load();
+    timer = setInterval(function () { if (!document.hidden) load(); }, 10000);
+    window.addEventListener("pagehide", function () { clearInterval(timer); });
+  }
+
   function againstSelect() {
     document.querySelectorAll("form.against select").forEach(function (select) {
       select.addEventListener("change", function () { select.form.submit(); });
@@ -62,6 +125,7 @@
 
   histograms();
   drift();
+  requests();
   againstSelect();
   window.addEventListener("resize", function () {
     plots.forEach(function (p) { p[1].setSize({ width: width(p[0]), height: p[2] }); });
