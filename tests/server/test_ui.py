@@ -46,7 +46,11 @@ def test_runs_table_filter_run_page_and_curves(
     editor: Page, server: LiveServer, ui: UiData, tmp_path: Path
 ) -> None:
     rows = editor.locator("table.runs-table tbody tr")
-    expect(rows).to_have_count(34)  # 30 trials, the tuning parent and its 3 children
+    expect(rows).to_have_count(31)  # 30 trials and the tuning parent
+    editor.click("button.nest")  # its 3 children, loaded under it
+    expect(editor.locator("table.runs-table tbody tr.child")).to_have_count(3)
+    expect(rows).to_have_count(34)
+    expect(editor.locator("button.nest")).to_be_hidden()
     shot(editor, tmp_path, "runs-table")
     editor.fill("input.filter", "metrics.auc > 0.8")
     editor.press("input.filter", "Enter")

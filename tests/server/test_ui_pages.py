@@ -109,6 +109,24 @@ def test_runs_table_filters_sorts_and_pages(open_ui: TestClient, ui: UiData) -> 
     assert fragment.headers["vary"] == "HX-Request"
 
 
+def test_child_runs_nest_under_their_parent(open_ui: TestClient, ui: UiData) -> None:
+    page = open_ui.get("/experiments/churn").text
+    top = _run_links(page)
+    assert len(top) == 31 and ui.parent_run in top and not set(ui.children) & set(top)
+    toggle = re.search(r'<button type="button" class="nest"[^>]*hx-get="([^"]+)"[^>]*>▸ 3<', page)
+    assert toggle is not None, "the tuning parent's toggle"
+    rows = open_ui.get(html.unescape(toggle.group(1))).text
+    assert "<table" not in rows and rows.count('<tr class="child depth-1">') == 3
+    assert set(_run_links(rows)) == set(ui.children)
+    assert 'title="metrics.auc"' not in rows  # cells only, under the parent's columns
+    width = {row.count("<td") for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)} - {0}
+    assert len(width) == 1  # every top-level row has one cell per column
+    assert {row.count("<td") for row in re.findall(r"<tr class[^>]*>(.*?)</tr>", rows, re.S)} == width
+    flat = open_ui.get("/experiments/churn", params={"flat": "1"}).text
+    assert len(_run_links(flat)) == 34 and "Nest child runs" in flat
+    assert "Flat list" in page
+
+
 def test_a_bad_filter_is_shown_not_a_500(open_ui: TestClient) -> None:
     for query in ({"filter": "metrics.auc >> 1"}, {"order": "metrics.auc SIDEWAYS"}):
         page = open_ui.get("/experiments/churn", params=query)

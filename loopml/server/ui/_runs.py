@@ -2,7 +2,8 @@
 
 The runs table is paged by the server (one page of runs plus one, to know whether another
 page follows) and takes the API's filter language; htmx asks for the table alone when the
-filter, the sort or the page changes.
+filter, the sort or the page changes. Unfiltered, it lists top-level runs and nests each
+one's child runs under it on demand (``flat=1`` lists every run).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -27,6 +29,7 @@ from loopml.errors import InvalidInput, NotFound
 from loopml.server._access import Access
 from loopml.server.ui._render import fragment, is_htmx, page, render
 from loopml.store import Node, Workspace, upstream
+from loopml.store.schema import runs
 
 PAGE_SIZES = (25, 50, 100, 200)
 MAX_POINTS = 10_000  # points per curve sent to the browser (longer histories are strided)
@@ -100,13 +103,15 @@ class RunPages:
         size = size if size in PAGE_SIZES else 50
         number = _int(q.get("page"), 1, 1)
         chosen = q.getlist("col") if q.get("chosen") else None
+        flat = bool(q.get("flat"))
+        nested = base_filter is None and not user_filter and not flat  # children under parents
         frame: pd.DataFrame | None = None
         error = None
         try:
             frame = tracking.search_runs(
                 self.ws,
                 experiment,
-                base_filter or user_filter or None,
+                base_filter or user_filter or (TOP_LEVEL if nested else None),
                 [order] if order else None,
                 max_results=size + 1,
                 offset=(number - 1) * size,
@@ -123,14 +128,18 @@ class RunPages:
             "n": None if size == 50 else size,
             "chosen": None if chosen is None else "1",
             "col": chosen,
+            "flat": "1" if flat else None,
         }
         rows = [] if frame is None else frame.head(size).to_dict(orient="records")
+        children = self._child_counts([str(r["run_id"]) for r in rows])
         return {
             "url": url,
             "state": state,
             "filterable": base_filter is None,
             "error": error,
             "rows": rows,
+            "children": children,
+            "nested": nested,
             "shown": shown,
             "groups": groups,
             "available": available,
@@ -142,6 +151,18 @@ class RunPages:
             "first": (number - 1) * size + 1,
             "more": frame is not None and len(frame) > size,
         }
+
+    def _child_counts(self, run_ids: list[str]) -> dict[str, int]:
+        """How many child runs each of ``run_ids`` has (those with none are left out)."""
+        if not run_ids:
+            return {}
+        query = (
+            sa.select(runs.c.parent_id, sa.func.count())
+            .where(runs.c.parent_id.in_(run_ids))
+            .group_by(runs.c.parent_id)
+        )
+        with self.ws.db.read() as conn:
+            return {str(parent): int(n) for parent, n in conn.execute(query)}
 
     async def experiment(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -168,6 +189,9 @@ class RunPages:
         table = await run_in_threadpool(
             self._table, request, record.experiment, request.url.path, _parent_filter(run_id)
         )
+        if request.query_params.get("rows"):  # rows to nest under the parent's own row
+            depth = _int(request.query_params.get("depth"), 1, 1)
+            return render(request, "_runs_rows.html", depth=min(depth, 8), **table)
         return render(request, "_runs_table.html", **table)
 
     # -- one run ------------------------------------------------------------------------------
@@ -243,6 +267,7 @@ class RunPages:
 
 
 _ATTRS: Sequence[str] = ("attributes.name", "attributes.status", "attributes.start_time")
+TOP_LEVEL = "attributes.parent_run_id IS NULL"
 
 
 def _parent_filter(run_id: str) -> str:
