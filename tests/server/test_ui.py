@@ -90,6 +90,16 @@ def test_runs_table_filter_run_page_and_curves(
     shot(editor, tmp_path, "run-parent")
 
 
+def test_column_chooser_loads_every_key_when_opened(editor: Page, server: LiveServer) -> None:
+    editor.goto(f"{server.url}/experiments/churn")
+    editor.click("details.cols summary")
+    leaves = editor.locator("details.cols input[value='params.num_leaves']")
+    expect(leaves).to_be_visible()  # a key only child runs have, fetched on opening
+    leaves.check()
+    editor.click("details.cols button[type=submit]")
+    expect(editor.locator("th[title='params.num_leaves']")).to_be_visible()
+
+
 def test_editor_moves_an_alias_with_confirmation(
     editor: Page, server: LiveServer, ui: UiData, tmp_path: Path
 ) -> None:

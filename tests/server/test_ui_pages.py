@@ -119,9 +119,12 @@ def test_child_runs_nest_under_their_parent(open_ui: TestClient, ui: UiData) -> 
     assert "<table" not in rows and rows.count('<tr class="child depth-1">') == 3
     assert set(_run_links(rows)) == set(ui.children)
     assert 'title="metrics.auc"' not in rows  # cells only, under the parent's columns
-    width = {row.count("<td") for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)} - {0}
-    assert len(width) == 1  # every top-level row has one cell per column
-    assert {row.count("<td") for row in re.findall(r"<tr class[^>]*>(.*?)</tr>", rows, re.S)} == width
+
+    def widths(html: str, row: str) -> set[int]:
+        return {r.count("<td") for r in re.findall(rf"{row}(.*?)</tr>", html, re.S)} - {0}
+
+    assert len(widths(page, "<tr>")) == 1  # every top-level row has one cell per column
+    assert widths(rows, "<tr class[^>]*>") == widths(page, "<tr>")
     flat = open_ui.get("/experiments/churn", params={"flat": "1"}).text
     assert len(_run_links(flat)) == 34 and "Nest child runs" in flat
     assert "Flat list" in page
@@ -140,6 +143,25 @@ def test_column_chooser(open_ui: TestClient) -> None:
     chosen = open_ui.get("/experiments/churn", params=[("chosen", "1"), ("col", "tags.team")]).text
     assert 'title="tags.team"' in chosen and 'title="metrics.auc"' not in chosen
     assert "growth" in chosen
+
+
+def test_column_chooser_offers_every_key_of_the_experiment(open_ui: TestClient) -> None:
+    page = open_ui.get("/experiments/churn").text
+    assert 'hx-get="/experiments/churn/columns?col=metrics.auc' in page  # loaded when opened
+    assert 'value="params.num_leaves"' not in page  # only the nested children have it
+    got = open_ui.get(
+        "/experiments/churn/columns", params=[("col", "metrics.auc"), ("col", "params.model")]
+    )
+    offered = re.findall(r'<input type="checkbox" name="col" value="([^"]+)" (checked)?', got.text)
+    assert dict(offered) == {
+        "metrics.auc": "checked",
+        "metrics.loss": "",
+        "params.lr": "",
+        "params.model": "checked",
+        "params.num_leaves": "",
+        "tags.team": "",
+    }
+    assert open_ui.get("/experiments/nope/columns").status_code == 404
 
 
 def test_run_page(open_ui: TestClient, ui: UiData) -> None:

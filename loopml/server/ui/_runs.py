@@ -29,9 +29,10 @@ from loopml.errors import InvalidInput, NotFound
 from loopml.server._access import Access
 from loopml.server.ui._render import fragment, is_htmx, page, render
 from loopml.store import Node, Workspace, upstream
-from loopml.store.schema import runs
+from loopml.store.schema import experiments, latest_metrics, params, run_tags, runs
 
 PAGE_SIZES = (25, 50, 100, 200)
+MAX_KEYS = 2000  # keys of each kind offered by the column chooser
 MAX_POINTS = 10_000  # points per curve sent to the browser (longer histories are strided)
 TEXT_LIMIT = 512 * 1024  # bytes of a text artifact shown in the page
 IMAGES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"})
@@ -182,6 +183,38 @@ class RunPages:
         )
         return response
 
+    def _keys(self, experiment: str) -> list[str]:
+        """Every metric, param and tag key of the experiment's runs (up to MAX_KEYS each)."""
+        keyed = (("metrics", latest_metrics), ("params", params), ("tags", run_tags))
+        with self.ws.db.read() as conn:
+            found = conn.execute(
+                sa.select(experiments.c.id).where(experiments.c.name == experiment)
+            ).scalar_one_or_none()
+            if found is None:
+                raise NotFound(f"no experiment named {experiment!r}")
+            keys = []
+            for group, table in keyed:
+                query = (
+                    sa.select(table.c.key)
+                    .distinct()
+                    .join(runs, runs.c.id == table.c.run_id)
+                    .where(runs.c.experiment_id == found)
+                    .order_by(table.c.key)
+                    .limit(MAX_KEYS)
+                )
+                keys += [f"{group}.{k}" for k in conn.execute(query).scalars()]
+        return keys
+
+    async def columns(self, request: Request) -> Response:
+        """The column chooser's choices: every key of the experiment, those shown ticked."""
+        name = request.path_params["name"]
+        await self.access.experiment(request, name, "viewer")
+        keys = await run_in_threadpool(self._keys, name)
+        shown = request.query_params.getlist("col")
+        return render(
+            request, "_columns.html", available=list(dict.fromkeys([*keys, *shown])), shown=shown
+        )
+
     async def children(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         await self.access.run(request, run_id, "viewer")
@@ -282,6 +315,7 @@ def run_routes(ws: Workspace, access: Access) -> list[BaseRoute]:
     return [
         Route("/experiments", page(pages.experiments), methods=["GET"]),
         Route("/experiments/{name}", page(pages.experiment), methods=["GET"]),
+        Route("/experiments/{name}/columns", page(pages.columns), methods=["GET"]),
         Route("/runs/{run_id}", page(pages.run), methods=["GET"]),
         Route("/runs/{run_id}/children", page(pages.children), methods=["GET"]),
         Route("/runs/{run_id}/artifacts/{path:path}", page(pages.artifact), methods=["GET"]),
