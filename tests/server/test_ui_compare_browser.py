@@ -4,6 +4,7 @@ edges. Screenshots land in the test's folder and in /tmp/loopml-ui-shots/."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,7 +52,13 @@ def test_compare_from_the_runs_table_and_the_lineage_graph(
     expect(canvas).to_be_visible()
     box = canvas.bounding_box()
     assert box is not None and box["width"] > 100 and box["height"] > 100
-    expect(viewer.locator("figure.overlay[data-key=loss] .u-legend .u-series")).to_have_count(5)
+    legend = viewer.locator("figure.overlay[data-key=loss] .u-legend .u-series")
+    expect(legend).to_have_count(5)
+    viewer.locator("#smooth").fill("0.8")  # every run's curve smoothed, redrawn
+    expect(viewer.locator("#smooth-value")).to_have_text("0.8")
+    expect(viewer.locator("figure.overlay[data-key=loss] canvas")).to_have_count(1)
+    legend.nth(1).click()  # hide the first run
+    expect(legend.nth(1)).to_have_class(re.compile(r"\bu-off\b"))
     expect(viewer.locator("#parallel canvas")).to_be_visible()
     expect(viewer.locator("table.params tr.differs")).to_have_count(2)  # lr and model
     shot(viewer, tmp_path, "compare")

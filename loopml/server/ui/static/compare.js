@@ -1,4 +1,5 @@
-// The compare page: overlaid curves per metric and parallel coordinates, drawn with uPlot.
+// The compare page: overlaid curves per metric (log scale, EMA smoothing; a click on a run in
+// a legend hides it) and parallel coordinates, drawn with uPlot.
 (function () {
   "use strict";
   const source = document.getElementById("compare-data");
@@ -8,6 +9,7 @@
                   "#0891b2", "#db2777", "#65a30d", "#4b5563", "#ca8a04"];
   const names = data.ids.map(function (id, i) { return data.names[i] || id.slice(0, 8); });
   const logBox = document.getElementById("logy");
+  const slider = document.getElementById("smooth");
   const plots = [];
   document.querySelectorAll(".swatch").forEach(function (s) {
     s.style.background = colors[+s.dataset.i % colors.length];
@@ -33,7 +35,11 @@
   function drawCurves() {
     document.querySelectorAll("figure.overlay").forEach(function (figure) {
       const key = figure.dataset.key, box = figure.querySelector(".plot");
-      const joined = join(data.curves[key]);
+      const weight = slider ? parseFloat(slider.value) : 0;
+      const perRun = data.curves[key].map(function (c) {
+        return weight > 0 ? [c[0], window.loopml.smooth(c[1], weight)] : c;
+      });
+      const joined = join(perRun);
       const positive = joined.slice(1).every(function (c) { return c.every(function (v) { return v === null || v > 0; }); });
       const log = logBox && logBox.checked && positive;
       box.innerHTML = "";
@@ -96,6 +102,10 @@
     drawParallel();
   }
   if (logBox) logBox.addEventListener("change", drawAll);
+  if (slider) slider.addEventListener("input", function () {
+    document.getElementById("smooth-value").textContent = slider.value;
+    drawAll();
+  });
   window.addEventListener("resize", drawAll);
   drawAll();
 })();

@@ -9,16 +9,7 @@
   const shown = document.getElementById("smooth-value");
   const plots = new Map();
 
-  // Exponential moving average, debiased at the start (as TensorBoard smooths).
-  function smooth(values, weight) {
-    let last = 0, n = 0;
-    return values.map(function (v) {
-      if (v === null) return null;
-      last = last * weight + (1 - weight) * v;
-      n += 1;
-      return last / (1 - Math.pow(weight, n));
-    });
-  }
+  const smooth = window.loopml.smooth;
 
   function draw(figure) {
     const key = figure.dataset.key, curve = curves[key], box = figure.querySelector(".plot");
