@@ -9,6 +9,11 @@
 - ``log_metric_per_s_1worker``: the first figure again against ``--workers 1`` (context; the
   peers README: the 4 workers' keep-alive sockets lack TCP_NODELAY, uvicorn issue #3149).
 
+``local --runs N``: the same runs in a local sqlite store, then in-process ``mlflow.search_runs``
+for the first 1,000 runs with ``metrics.m0 > 0.5`` by ``metrics.m0 DESC`` (what
+``benchmarks/tracking.py`` sets beside loopml's at 100,000 runs), seconds, median of 3 (or
+the one call, when it takes over 30 s).
+
 ``client --uri URL``: the unmodified ``mlflow`` client against any server (loopml's) at URL,
 single ``log_metric`` calls/s; prints ``{"error": ...}`` if that server does not take them.
 
@@ -45,6 +50,7 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
 PEERS = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "peers"
 REPEATS = 3
+SLOW_S = 30.0  # a search slower than this is timed once, not three times
 
 
 def _load_common() -> ModuleType:
@@ -194,15 +200,41 @@ def client(uri: str, n_calls: int) -> dict[str, Any]:
     return {"log_metric_per_s": rate, "run_id": run_id, "log_metric_calls": n_calls}
 
 
+def local(n_runs: int) -> dict[str, Any]:
+    r: dict[str, Any] = {"peer": "mlflow", "version": mlflow.__version__, "runs": n_runs}
+    with tempfile.TemporaryDirectory(prefix="bench-mlflow-search-") as tmp:
+        uri = f"sqlite:///{tmp}/mlflow.db"
+        exp_id, _ = fill(uri, tmp, n_runs)
+        mlflow.set_tracking_uri(uri)
+
+        def search() -> Any:
+            return mlflow.search_runs(
+                [exp_id], "metrics.m0 > 0.5", order_by=["metrics.m0 DESC"], max_results=1000
+            )
+
+        t = time.perf_counter()
+        found = search()
+        first = time.perf_counter() - t
+        if first < SLOW_S:
+            r["search_runs_s"], found = median_seconds(search)
+        else:  # minutes per call: one is figure enough
+            r["search_runs_s"], r["search_runs_repeats"] = first, 1
+        r["search_runs_rows"] = len(found)
+        r["best_m0"] = float(found["metrics.m0"].iloc[0])
+    return r
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["peer", "client"])
+    parser.add_argument("mode", choices=["peer", "local", "client"])
     parser.add_argument("--uri", help="client mode: the server to log to")
     parser.add_argument("--calls", type=int, default=1_000, help="single log_metric calls")
     parser.add_argument("--runs", type=int, default=10_000, help="peer mode: runs searched")
     args = parser.parse_args()
     if args.mode == "peer":
         common.emit(peer(args.calls, args.runs))
+    elif args.mode == "local":
+        common.emit(local(args.runs))
     elif args.uri is None:
         parser.error("client mode needs --uri")
     else:

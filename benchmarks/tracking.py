@@ -9,6 +9,9 @@ loopml with a fresh SQLite workspace, and prints each figure with the ratio:
 (c) reading that 100,000-point history back, seconds (median of 3)
 (d) creating 2,000 runs with 5 params + 5 metrics each, runs/s; then ``search_runs`` with
     ``metrics.m0 > 0.5`` over them, seconds (median of 3)
+(e) ``search_runs`` over 100,000 runs of 5 params + 5 metrics (written straight into each
+    side's sqlite, as ``benchmarks/ui.py`` and ``benchmarks/_mlflow_server_peer.py`` do):
+    the first 1,000 with ``metrics.m0 > 0.5`` by ``metrics.m0 DESC``, seconds (median of 3)
 
 Usage: ``python benchmarks/tracking.py [--skip-peer]``. Prints a table and one JSON line.
 """
@@ -28,12 +31,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ui import fill  # benchmarks/ui.py: 100,000 runs written through the row writers
+
 from loopml.store import Workspace
 from loopml.tracking import get_metric_history, search_runs, start_run
 
+HERE = Path(__file__).resolve().parent
 PEERS = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "peers"
 PEERS_HOME = Path(os.environ.get("PEERS_HOME", Path.home() / ".cache" / "bench-peers"))
 N_SINGLE, N_POINTS, BATCH, N_RUNS, REPEATS = 200_000, 100_000, 1_000, 2_000, 3
+N_MANY = 100_000  # runs searched in (e)
 
 # figure: (loopml key, mlflow key, higher is better, target ratio)
 FIGURES = [
@@ -42,6 +49,7 @@ FIGURES = [
     ("c_get_metric_history_s", "c_get_metric_history_s", False, 50),
     ("d_create_runs_per_s", "d_create_runs_per_s", True, 20),
     ("d_search_runs_s", "d_search_runs_s", False, 20),
+    ("e_search_runs_100k_s", "e_search_runs_100k_s", False, 20),
 ]
 
 
@@ -88,6 +96,14 @@ def run_loopml(tmp: Path) -> dict[str, Any]:
             lambda: search_runs(ws, "search", "metrics.m0 > 0.5", max_results=N_RUNS)
         )
         r["d_search_runs_matched"] = len(df)
+
+        fill(ws, N_MANY)
+        r["e_search_runs_100k_s"], df = median_seconds(
+            lambda: search_runs(
+                ws, "page", "metrics.m0 > 0.5", ["metrics.m0 DESC"], max_results=1000
+            )
+        )
+        r["e_search_runs_rows"], r["e_best_m0"] = len(df), float(df["metrics.m0"].iloc[0])
     return r
 
 
@@ -105,6 +121,16 @@ def run_mlflow() -> dict[str, Any]:
     result: dict[str, Any] = json.loads(
         [line for line in out.splitlines() if line.startswith("{")][-1]
     )
+    many = subprocess.run(
+        [str(python), str(HERE / "_mlflow_server_peer.py"), "local", "--runs", str(N_MANY)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    ).stdout
+    found = json.loads([line for line in many.splitlines() if line.startswith("{")][-1])
+    result["e_search_runs_100k_s"] = found["search_runs_s"]
+    result["e_search_runs_rows"], result["e_best_m0"] = found["search_runs_rows"], found["best_m0"]
     return result
 
 

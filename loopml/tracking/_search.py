@@ -13,6 +13,7 @@ value of a filter reaches the database as a bound parameter.
 
 from __future__ import annotations
 
+import json
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from loopml.errors import InvalidInput, NotFound
 from loopml.store import MetadataDB, Workspace
@@ -273,26 +275,7 @@ def search_runs(
         rows = ws.db.fetch_tuples(conn, page.order_by(*order).limit(max_results).offset(offset))
         if not rows:
             return _empty_frame()
-        positions: sa.FromClause
-        if len(rows) <= _PAGE_BY_IDS:  # the page's ids as a VALUES list: the filter runs once
-            positions = (
-                sa.values(sa.column("id", RUN_ID), sa.column("pos", sa.Integer), name="page")
-                .data([(row[0], i) for i, row in enumerate(rows)])
-                .cte("page")
-            )
-        else:  # the same page again as (run id, position), joined to the key/value tables
-            positions = (
-                sa.select(
-                    runs.c.id,
-                    (sa.func.row_number().over(order_by=order) - 1 - offset).label("pos"),
-                )
-                .select_from(with_experiment)
-                .where(where)
-                .order_by(*order)
-                .limit(max_results)
-                .offset(offset)
-                .cte("page")
-            )
+        positions = _page_of_ids([row[0] for row in rows], ws.db.dialect)  # filter runs once
         long_rows = MetadataDB.fetch_tuples(conn, _long_query(positions, ws.db.dialect))
     return pd.concat([_base_frame(rows), *_wide_frames(long_rows, len(rows))], axis=1)
 
@@ -354,7 +337,25 @@ def _experiment_ids(ws: Workspace, experiments: str | Sequence[str]) -> list[int
 
 
 _LONG_TABLES = (latest_metrics, params, run_tags)
-_PAGE_BY_IDS = 4000  # pages up to this size fetch their values by id (2 bound values a run)
+_PAGE_OF_IDS = {  # (id, position) of each run id in one bound array, in its order
+    "sqlite": "SELECT value AS id, key AS pos FROM json_each(:ids)",
+    "postgresql": (
+        "SELECT page.id, page.pos - 1 AS pos FROM unnest(CAST(:ids AS text[])) "
+        "WITH ORDINALITY AS page(id, pos)"
+    ),
+}
+
+
+def _page_of_ids(ids: list[str], dialect: str) -> sa.CTE:
+    """The page as (run id, position) from one bound array: one cached statement whatever
+    the page's size (a VALUES list would be compiled anew for every page)."""
+    bound = (
+        sa.bindparam("ids", json.dumps(ids))
+        if dialect == "sqlite"
+        else sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.Text))
+    )
+    query = sa.text(_PAGE_OF_IDS[dialect]).bindparams(bound)
+    return query.columns(sa.column("id", RUN_ID), sa.column("pos", sa.Integer)).cte("page")
 
 
 def _long_query(page: sa.FromClause, dialect: str) -> sa.CompoundSelect[Any]:
