@@ -4,7 +4,6 @@ and library versions. Two calls with the same key compute the same output."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.metadata
 import inspect
 import json

@@ -167,7 +167,9 @@ class Pipeline(Generic[P]):
             stored = validated.model_dump(mode="json")
             json.dumps(stored)
         except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"pipeline {self.name!r}: parameters must be JSON-able ({exc})")
+            raise InvalidInput(
+                f"pipeline {self.name!r}: parameters must be JSON-able ({exc})"
+            ) from exc
         run_id = uuid.uuid4().hex
         parent = tracking.create_run(
             ws,

@@ -195,9 +195,9 @@ def test_timeouts_fail_the_attempt(sqlite_ws: Workspace) -> None:
     def slow(seconds: float) -> float:
         return steps.sleepy(seconds)
 
-    with pytest.raises(pipelines.PipelineFailed, match="timed out after 0.5 s"):
+    with pytest.raises(pipelines.PipelineFailed, match=r"timed out after 0\.5 s"):
         slow.run({"seconds": 30}, workspace=sqlite_ws, executor="process", max_workers=1)
-    with pytest.raises(pipelines.PipelineFailed, match="timed out after 0.5 s"):
+    with pytest.raises(pipelines.PipelineFailed, match=r"timed out after 0\.5 s"):
         slow.run({"seconds": 3}, workspace=sqlite_ws, executor="thread")
     assert slow.run({"seconds": 0.01}, workspace=sqlite_ws, executor="thread").output == 0.01
 
@@ -261,6 +261,6 @@ def test_bad_executor_and_pipeline_sources(sqlite_ws: Workspace) -> None:
         steps.arithmetic.run(workspace=sqlite_ws, executor="gpu-farm")
     with pytest.raises(loopml.InvalidInput, match="expected 'module:name'"):
         pipelines.load_pipeline("nothing")
-    with pytest.raises(loopml.InvalidInput, match="is not a @loopml.pipeline"):
+    with pytest.raises(loopml.InvalidInput, match=r"is not a @loopml\.pipeline"):
         pipelines.load_pipeline(f"{steps.__name__}:numbers")
     assert pipelines.load_pipeline(f"{steps.__name__}:arithmetic") is steps.arithmetic
