@@ -11,14 +11,8 @@ and tracks a parent run with a child run per step and lineage between them.
 from loopml.pipelines._executors import Executor, ProcessExecutor, ThreadExecutor, get_executor
 from loopml.pipelines._graph import Output
 from loopml.pipelines._options import StepOptions
-from loopml.pipelines._pipeline import (
-    Pipeline,
-    PipelineFailed,
-    PipelineRun,
-    load_pipeline,
-    pipeline,
-    resume,
-)
+from loopml.pipelines._loading import load_pipeline, resume
+from loopml.pipelines._pipeline import Pipeline, PipelineFailed, PipelineRun, pipeline
 from loopml.pipelines._ray import RayExecutor
 from loopml.pipelines._records import (
     PipelineRunRecord,

@@ -8,7 +8,6 @@ failed run resumes from its failed steps with :func:`resume`, reusing the finish
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import json
 import uuid
@@ -28,7 +27,6 @@ from loopml.pipelines._executors import Executor, get_executor
 from loopml.pipelines._graph import Graph, building, outputs_in, substitute
 from loopml.pipelines._runner import EventHook, Runner
 from loopml.pipelines._step import _NAME
-from loopml.pipelines._worker import load_file, module_name_for
 from loopml.store import Workspace, default_workspace, now_ms
 
 P = ParamSpec("P")
@@ -77,7 +75,13 @@ class Pipeline(Generic[P]):
     """A function declared with :func:`pipeline`; ``run`` (or calling it) runs it."""
 
     def __init__(
-        self, fn: Callable[P, Any], name: str, executor: str | Executor, cache: bool
+        self,
+        fn: Callable[P, Any],
+        name: str,
+        executor: str | Executor,
+        cache: bool,
+        *,
+        source: str | None = None,
     ) -> None:
         if not _NAME.match(name):
             raise InvalidInput(f"pipeline name {name!r}: use letters, digits, '_', '.', '-'")
@@ -85,6 +89,7 @@ class Pipeline(Generic[P]):
         self.name = name
         self.executor = executor
         self.cache = cache
+        self._source = source
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
 
@@ -93,7 +98,10 @@ class Pipeline(Generic[P]):
 
     @property
     def source(self) -> str:
-        """Where the pipeline is found again: ``module:qualname`` or ``file.py:qualname``."""
+        """Where the pipeline is found again: ``module:qualname``, ``file.py:qualname`` or
+        the recipe file it was read from."""
+        if self._source is not None:
+            return self._source
         module = str(self.fn.__module__)
         if module == "__main__" or module.startswith("loopml_pipeline_"):
             return f"{Path(inspect.getfile(self.fn)).resolve()}:{self.fn.__qualname__}"
@@ -336,47 +344,3 @@ def pipeline(fn: Callable[P, Any] | None = None, /, **options: Any) -> Any:
         )
 
     return wrap if fn is None else wrap(fn)
-
-
-def load_pipeline(source: str) -> Pipeline[Any]:
-    """The pipeline at ``module:name`` or ``path/to/file.py:name``."""
-    where, sep, attr = source.rpartition(":")
-    if not sep or not where or not attr:
-        raise InvalidInput(f"pipeline {source!r}: expected 'module:name' or 'file.py:name'")
-    if where.endswith(".py") or "/" in where:
-        path = Path(where).expanduser().resolve()
-        if not path.is_file():
-            raise InvalidInput(f"pipeline {source!r}: no such file {path}")
-        module: Any = load_file(str(path))
-        assert module.__name__ == module_name_for(str(path))
-    else:
-        try:
-            module = importlib.import_module(where)
-        except ImportError as exc:
-            raise InvalidInput(f"pipeline {source!r}: cannot import {where!r}: {exc}") from exc
-    target: Any = module
-    for part in attr.split("."):
-        target = getattr(target, part, None)
-    if not isinstance(target, Pipeline):
-        raise InvalidInput(f"pipeline {source!r}: {attr!r} is not a @loopml.pipeline function")
-    return target
-
-
-def resume(
-    run_id: str,
-    *,
-    executor: str | Executor | None = None,
-    workspace: Workspace | None = None,
-    on_event: EventHook | None = None,
-    raise_on_failure: bool = True,
-) -> PipelineRun:
-    """Resume failed pipeline run ``run_id``, finding its pipeline from where it was defined."""
-    ws = workspace or default_workspace()
-    found = records.get_pipeline_run(ws, run_id)
-    return load_pipeline(found.source).resume(
-        run_id,
-        executor=executor,
-        workspace=ws,
-        on_event=on_event,
-        raise_on_failure=raise_on_failure,
-    )

@@ -1,0 +1,199 @@
+"""``loopml pipeline run|resume|list|show|schedule|export`` and ``loopml scheduler``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import typer
+import yaml
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from loopml import pipelines
+from loopml.cli._common import console, err_console, open_workspace, table, when
+from loopml.errors import InvalidInput
+from loopml.store import Workspace, use_workspace
+
+app = typer.Typer(
+    help="Pipelines: run, resume and inspect them; schedules; export to Airflow.",
+    no_args_is_help=True,
+)
+
+ParamOption = typer.Option(
+    None, "--param", "-p", help="A pipeline parameter as NAME=VALUE (YAML value); repeatable."
+)
+ExecutorOption = typer.Option(None, "--executor", "-x", help="process (default), thread or ray.")
+
+_STYLE = {
+    "running": "cyan",
+    "retrying": "yellow",
+    "finished": "green",
+    "cached": "green",
+    "reused": "green",
+    "failed": "red",
+    "skipped": "dim",
+}
+
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    """``NAME=VALUE`` options as a dict, each value read as YAML (``3``, ``0.5``, ``[a, b]``)."""
+    params: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"--param {item!r}: expected NAME=VALUE")
+        try:
+            params[name.strip()] = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"--param {name}: cannot read value {text!r}: {exc}") from None
+    return params
+
+
+@contextmanager
+def step_progress() -> Iterator[pipelines.StepEvent | Any]:
+    """A Rich progress display with one line per step; yields the event hook."""
+    lines: dict[str, TaskID] = {}
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+
+        def on_event(event: pipelines.StepEvent) -> None:
+            style = _STYLE.get(event.status, "white")
+            extra = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+            if event.error and event.status in ("failed", "retrying"):
+                extra += f": {event.error.splitlines()[0][:120]}"
+            text = f"[bold]{event.node}[/] [{style}]{event.status}[/]{extra}"
+            done = event.status not in ("running", "retrying")
+            if event.node not in lines:
+                lines[event.node] = progress.add_task(text, total=1)
+            progress.update(lines[event.node], description=text, completed=1 if done else 0)
+            if done:
+                progress.stop_task(lines[event.node])
+
+        yield on_event
+
+
+def _report(run: pipelines.PipelineRun) -> None:
+    steps = run.steps
+    cached = int(steps.cache_hit.sum())
+    colour = "green" if run.status == "FINISHED" else "red"
+    console.print(
+        f"pipeline [bold]{run.pipeline}[/] run {run.id}: [{colour}]{run.status}[/] — "
+        f"{len(steps)} steps, {cached} from cache; tracking run {run.run_id}",
+        highlight=False,
+    )
+
+
+def _run(ws: Workspace, action: Any) -> pipelines.PipelineRun:
+    use_workspace(ws)  # steps that call loopml without a workspace get this one
+    with step_progress() as on_event:
+        run: pipelines.PipelineRun = action(on_event)
+    _report(run)
+    if run.status != "FINISHED":
+        err_console.print(f"resume it with: loopml pipeline resume {run.id}", highlight=False)
+        raise typer.Exit(1)
+    return run
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    target: str = typer.Argument(
+        ..., help="file.py:pipeline, package.module:pipeline, or a loopml.yaml recipe."
+    ),
+    param: list[str] = ParamOption,
+    executor: str = ExecutorOption,
+    no_cache: bool = typer.Option(False, "--no-cache", help="Run every step, even if cached."),
+    max_workers: int = typer.Option(None, "--max-workers", "-j", help="Steps at once."),
+) -> None:
+    """Run a pipeline, showing each step's progress."""
+    found = pipelines.load_pipeline(target)
+    params = parse_params(param)
+    ws = open_workspace(ctx)
+    _run(
+        ws,
+        lambda hook: found.run(
+            params,
+            executor=executor,
+            cache=False if no_cache else None,
+            max_workers=max_workers,
+            workspace=ws,
+            on_event=hook,
+            raise_on_failure=False,
+        ),
+    )
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="The failed pipeline run's id."),
+    executor: str = ExecutorOption,
+) -> None:
+    """Resume a failed pipeline run from its failed steps, reusing the finished ones."""
+    ws = open_workspace(ctx)
+    _run(
+        ws,
+        lambda hook: pipelines.resume(
+            run_id, executor=executor, workspace=ws, on_event=hook, raise_on_failure=False
+        ),
+    )
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    pipeline: str = typer.Option(None, "--pipeline", help="Only runs of this pipeline."),
+    limit: int = typer.Option(50, "--limit", "-n", help="At most this many runs."),
+) -> None:
+    """List pipeline runs, newest first."""
+    if limit < 1:
+        raise InvalidInput("--limit must be at least 1")
+    ws = open_workspace(ctx)
+    t = table("run id", "pipeline", "status", "started", "ended", "executor", "schedule")
+    for r in pipelines.list_pipeline_runs(ws, pipeline, limit=limit):
+        slot = f"{r.schedule} @ {when(r.slot)}" if r.schedule else "-"
+        t.add_row(r.id, r.pipeline, r.status, when(r.created_at), when(r.ended_at), r.executor, slot)
+    console.print(t)
+
+
+def _seconds(row: Any) -> str:
+    if pd.isna(row.started_at) or pd.isna(row.ended_at):
+        return "-"
+    return f"{(row.ended_at - row.started_at).total_seconds():.2f}s"
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="A pipeline run id."),
+) -> None:
+    """Show a pipeline run: its parameters and every step's status, cache hit and output."""
+    ws = open_workspace(ctx)
+    r = pipelines.get_pipeline_run(ws, run_id)
+    console.print(
+        f"[bold]{r.pipeline}[/] run {r.id}: {r.status}; source {r.source}; "
+        f"params {r.params}; tracking run {r.run_id}",
+        highlight=False,
+    )
+    t = table("step", "status", "cache", "attempts", "time", "output", "error", wrap=("error",))
+    for row in pipelines.step_table(ws, run_id).itertuples():
+        has_output = isinstance(row.output_digest, str)
+        output = f"{row.output_kind}:{row.output_digest[:12]}" if has_output else "-"
+        error = row.error.strip().splitlines()[-1:] if isinstance(row.error, str) else []
+        t.add_row(
+            row.node,
+            row.status,
+            "hit" if row.cache_hit else "-",
+            str(row.attempts),
+            _seconds(row),
+            output,
+            error[0] if error else "",
+        )
+    console.print(t)
