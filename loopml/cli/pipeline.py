@@ -113,8 +113,8 @@ def run(
     max_workers: int = typer.Option(None, "--max-workers", "-j", help="Steps at once."),
 ) -> None:
     """Run a pipeline, showing each step's progress."""
-    found = pipelines.load_pipeline(target)
     params = parse_params(param)
+    found = pipelines.load_pipeline(target)
     ws = open_workspace(ctx)
     _run(
         ws,

@@ -9,8 +9,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
 from loopml import data, pipelines, registry, serving
+from loopml.cli import app
+from loopml.errors import LoopmlError
 from loopml.store import Workspace
 
 
@@ -61,21 +64,26 @@ def project(tmp_path: Path) -> Path:
     return home
 
 
+def in_process(project: Path, *args: str) -> Result:
+    """The CLI in this process (quicker than a new interpreter), wide enough not to wrap."""
+    return CliRunner().invoke(app, ["-w", str(project), *args], env={"COLUMNS": "200"})
+
+
 def test_run_list_show_resume(project: Path) -> None:
     (project / "fail.flag").touch()
     failed = loopml("pipeline", "run", "flow.py:squares", "-p", "n=4", "-x", "thread", cwd=project)
     assert failed.returncode == 1
     assert "asked to fail" in failed.stdout and "FAILED" in failed.stdout
     run_id = failed.stderr.split("loopml pipeline resume")[-1].split()[0]
-    shown = loopml("pipeline", "show", run_id, cwd=project)
-    assert shown.returncode == 0, shown.stderr
-    assert "square-4" in shown.stdout and "RuntimeError: asked to fail" in shown.stdout
+    shown = in_process(project, "pipeline", "show", run_id)
+    assert shown.exit_code == 0, shown.output
+    assert "square-4" in shown.output and "RuntimeError: asked to fail" in shown.output
     (project / "fail.flag").unlink()
     resumed = loopml("pipeline", "resume", run_id, cwd=project)  # the process executor
     assert resumed.returncode == 0, resumed.stderr
     assert "reused" in resumed.stdout and "FINISHED" in resumed.stdout
-    listed = loopml("pipeline", "list", cwd=project)
-    assert run_id in listed.stdout and "FINISHED" in listed.stdout
+    listed = in_process(project, "pipeline", "list")
+    assert run_id in listed.output and "FINISHED" in listed.output
     with Workspace.open(project) as ws:
         steps = pipelines.step_table(ws, run_id).set_index("node")
         assert steps.loc["add", "status"] == "FINISHED"
@@ -87,12 +95,16 @@ def test_cli_input_errors_are_one_line(project: Path) -> None:
     bad = loopml("pipeline", "run", "flow.py:squares", "-p", "n=lots", cwd=project)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "parameter 'n'" in bad.stderr
-    assert "expected NAME=VALUE" in loopml("pipeline", "run", "flow.py:squares", "-p", "n",
-                                           cwd=project).stderr
-    assert "no such file" in loopml("pipeline", "run", "nope.py:x", cwd=project).stderr
-    assert "no pipeline run" in loopml("pipeline", "show", "f" * 32, cwd=project).stderr
+    for args, message in [
+        (["run", "flow.py:squares", "-p", "n"], "expected NAME=VALUE"),
+        (["run", "nope.py:x"], "no such file"),
+        (["show", "f" * 32], "no pipeline run"),
+        (["list", "-n", "0"], "--limit must be at least 1"),
+    ]:
+        result = in_process(project, "pipeline", *args)
+        assert isinstance(result.exception, LoopmlError) and message in str(result.exception)
     for group in (["pipeline"], ["pipeline", "run"], ["pipeline", "resume"]):
-        assert loopml(*group, "--help", cwd=project).returncode == 0
+        assert in_process(project, *group, "--help").exit_code == 0
 
 
 RECIPE = """
