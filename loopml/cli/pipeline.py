@@ -159,7 +159,9 @@ def list_(
     t = table("run id", "pipeline", "status", "started", "ended", "executor", "schedule")
     for r in pipelines.list_pipeline_runs(ws, pipeline, limit=limit):
         slot = f"{r.schedule} @ {when(r.slot)}" if r.schedule else "-"
-        t.add_row(r.id, r.pipeline, r.status, when(r.created_at), when(r.ended_at), r.executor, slot)
+        t.add_row(
+            r.id, r.pipeline, r.status, when(r.created_at), when(r.ended_at), r.executor, slot
+        )
     console.print(t)
 
 

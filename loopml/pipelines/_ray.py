@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 from concurrent.futures import Future
 from typing import Any
 
 from loopml.errors import MissingDependency
 from loopml.pipelines._worker import StepCall, execute
 from loopml.settings import Settings
-from loopml.store import Workspace
+from loopml.store import Workspace, use_workspace
 
 
 def import_ray() -> Any:
@@ -25,13 +26,16 @@ def import_ray() -> Any:
         raise MissingDependency("ray", "ray") from exc
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=1)
 def _workspace(settings_json: str) -> Workspace:
-    """One open workspace per Ray worker process and settings."""
-    return Workspace(Settings.model_validate_json(settings_json))
+    """The pipeline's workspace, opened once per Ray worker process (and made its default,
+    for steps that call loopml without naming a workspace)."""
+    return use_workspace(Workspace(Settings.model_validate_json(settings_json)))
 
 
-def _task(settings_json: str, call: StepCall) -> Any:
+def _task(settings_json: str, path: tuple[str, ...], call: StepCall) -> Any:
+    """One step attempt in a Ray worker: the driver's import path, then the step."""
+    sys.path.extend(p for p in path if p not in sys.path)
     return execute(call, _workspace(settings_json))
 
 
@@ -50,6 +54,7 @@ class RayExecutor:
         self._ray: Any = None
         self._remote: Any = None
         self._settings = ""
+        self._path: tuple[str, ...] = ()
         self._refs: dict[int, Any] = {}
 
     def start(self, ws: Workspace) -> None:
@@ -61,12 +66,13 @@ class RayExecutor:
             ray.init(address=self.address, **options)
         self._remote = ray.remote(_task)
         self._settings = ws.settings.model_dump_json()
+        self._path = tuple(sys.path)  # so a local Ray finds the modules the driver finds
 
     def submit(self, call: StepCall) -> Future[Any]:
         options: dict[str, Any] = {"num_cpus": call.cpus, "num_gpus": call.gpus, "max_retries": 0}
         if call.memory is not None:
             options["memory"] = call.memory
-        ref = self._remote.options(**options).remote(self._settings, call)
+        ref = self._remote.options(**options).remote(self._settings, self._path, call)
         future: Future[Any] = ref.future()
         self._refs[id(future)] = ref
         future.add_done_callback(lambda f: self._refs.pop(id(f), None))

@@ -109,7 +109,9 @@ def ingest_step(source: str, dataset: str, content: str | None) -> data.DatasetV
 @step(name="validate")
 def validate_step(dataset: data.DatasetVersion, suite: str) -> data.DatasetVersion:
     """Check the dataset against a suite; a failed check fails the step."""
-    chosen: Any = data.suggest_suite(dataset.profile, name=dataset.name) if suite == "auto" else suite
+    chosen: Any = (
+        data.suggest_suite(dataset.profile, name=dataset.name) if suite == "auto" else suite
+    )
     data.validate(dataset, chosen, on_fail="raise")
     return dataset
 
@@ -164,7 +166,11 @@ def register_step(
     """Register the trained model (linked to its run), optionally moving an alias to it."""
     ws = default_workspace()
     mv = registry.register_model(
-        ws, trained["model"], model, run_id=trained["run_id"], input_example=trained["input_example"]
+        ws,
+        trained["model"],
+        model,
+        run_id=trained["run_id"],
+        input_example=trained["input_example"],
     )
     return mv if alias is None else registry.set_alias(ws, model, alias, mv.version)
 

@@ -28,7 +28,7 @@ def loopml(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-FLOW = '''
+FLOW = """
 from pathlib import Path
 
 import loopml
@@ -53,7 +53,7 @@ def squares(n: int = 3, fail_flag: str = "fail.flag") -> int:
 
 if __name__ == "__main__":
     print(squares.run({"n": 2}).output)
-'''
+"""
 
 
 @pytest.fixture
