@@ -79,6 +79,7 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(loop.app, name="loop")
 app.add_typer(pipeline.app, name="pipeline")
+app.command("scheduler")(pipeline.scheduler)
 
 
 def main() -> None:

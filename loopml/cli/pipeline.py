@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,7 +52,7 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
 
 
 @contextmanager
-def step_progress() -> Iterator[pipelines.StepEvent | Any]:
+def step_progress() -> Iterator[Callable[[pipelines.StepEvent], None]]:
     """A Rich progress display with one line per step; yields the event hook."""
     lines: dict[str, TaskID] = {}
     with Progress(
@@ -199,3 +199,86 @@ def show(
             error[0] if error else "",
         )
     console.print(t)
+
+
+schedule_app = typer.Typer(
+    help="Cron schedules of pipelines (run by `loopml scheduler`).", no_args_is_help=True
+)
+app.add_typer(schedule_app, name="schedule")
+
+
+@schedule_app.command("add")
+def schedule_add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The schedule's name."),
+    target: str = typer.Argument(..., help="file.py:pipeline, module:pipeline or loopml.yaml."),
+    cron: str = typer.Option(..., "--cron", help="Cron expression (UTC), e.g. '0 3 * * *'."),
+    param: list[str] = ParamOption,
+    executor: str = ExecutorOption,
+    start: str = typer.Option(None, "--start", help="First slot after this ISO time (now)."),
+) -> None:
+    """Schedule a pipeline on a cron expression."""
+    ws = open_workspace(ctx)
+    made = pipelines.add_schedule(
+        ws, name, target, cron, params=parse_params(param), executor=executor, start_at=start
+    )
+    console.print(f"schedule [bold]{made.name}[/]: {made.source} at '{made.cron}' (UTC)")
+
+
+@schedule_app.command("list")
+def schedule_list(ctx: typer.Context) -> None:
+    """List schedules."""
+    ws = open_workspace(ctx)
+    t = table("name", "cron", "pipeline", "params", "executor", "since")
+    for s in pipelines.list_schedules(ws):
+        t.add_row(s.name, s.cron, s.source, str(s.params), s.executor, when(s.start_at))
+    console.print(t)
+
+
+@schedule_app.command("remove")
+def schedule_remove(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Delete a schedule (its pipeline runs stay)."""
+    pipelines.remove_schedule(open_workspace(ctx), name)
+    console.print(f"removed schedule {name}")
+
+
+@schedule_app.command("backfill")
+def schedule_backfill(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The schedule."),
+    start: str = typer.Option(..., "--start", help="First slot time (ISO), inclusive."),
+    end: str = typer.Option(..., "--end", help="Last slot time (ISO), inclusive."),
+) -> None:
+    """Run every slot of a schedule in a date range that has not run yet (once each)."""
+    ws = open_workspace(ctx)
+    use_workspace(ws)
+    with step_progress() as on_event:
+        runs = pipelines.backfill(ws, name, start, end, on_event=on_event)
+    failed = [r for r in runs if r.status != "FINISHED"]
+    console.print(f"backfill {name}: {len(runs)} slots run, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+def scheduler(
+    ctx: typer.Context,
+    interval: float = typer.Option(30.0, "--interval", help="Seconds between checks."),
+    once: bool = typer.Option(False, "--once", help="Check once, run what is due, exit."),
+    name: str = typer.Option(None, "--name", help="Who claims slots (default host:pid)."),
+) -> None:
+    """Run the due slots of every schedule, exactly once each even with several schedulers."""
+    if interval <= 0:
+        raise InvalidInput("--interval must be positive")
+    ws = open_workspace(ctx)
+    use_workspace(ws)
+    runner = pipelines.Scheduler(ws, owner=name)
+    with step_progress() as on_event:
+        if once:
+            runs = runner.tick(on_event=on_event)
+            console.print(f"scheduler: {len(runs)} slot(s) run")
+            return
+        console.print(f"scheduler {runner.owner}: checking every {interval:g} s (Ctrl-C stops)")
+        try:
+            runner.run(interval, on_event=on_event)
+        except KeyboardInterrupt:
+            runner.stop()

@@ -10,8 +10,8 @@ and tracks a parent run with a child run per step and lineage between them.
 
 from loopml.pipelines._executors import Executor, ProcessExecutor, ThreadExecutor, get_executor
 from loopml.pipelines._graph import Output
-from loopml.pipelines._options import StepOptions
 from loopml.pipelines._loading import load_pipeline, resume
+from loopml.pipelines._options import StepOptions
 from loopml.pipelines._pipeline import Pipeline, PipelineFailed, PipelineRun, pipeline
 from loopml.pipelines._ray import RayExecutor
 from loopml.pipelines._records import (
@@ -21,6 +21,15 @@ from loopml.pipelines._records import (
     step_table,
 )
 from loopml.pipelines._runner import StepEvent
+from loopml.pipelines._schedules import (
+    Schedule,
+    Scheduler,
+    add_schedule,
+    backfill,
+    get_schedule,
+    list_schedules,
+    remove_schedule,
+)
 from loopml.pipelines._step import Step, step
 from loopml.pipelines._worker import StepCall, StepTimeout
 
@@ -33,17 +42,24 @@ __all__ = [
     "PipelineRunRecord",
     "ProcessExecutor",
     "RayExecutor",
+    "Schedule",
+    "Scheduler",
     "Step",
     "StepCall",
     "StepEvent",
     "StepOptions",
     "StepTimeout",
     "ThreadExecutor",
+    "add_schedule",
+    "backfill",
     "get_executor",
     "get_pipeline_run",
+    "get_schedule",
     "list_pipeline_runs",
+    "list_schedules",
     "load_pipeline",
     "pipeline",
+    "remove_schedule",
     "resume",
     "step",
     "step_table",

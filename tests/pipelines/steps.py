@@ -116,3 +116,16 @@ def row_count(dataset: data.DatasetVersion) -> int:
 @loopml.pipeline(executor="thread")
 def by_reference(rows: int = 10) -> int:
     return row_count(ingest_frame(rows))
+
+
+@loopml.step(cache=False)
+def record_slot(folder: str, slot: str) -> str:
+    """Leaves one file per slot; a slot run twice fails (its file exists)."""
+    Path(folder).mkdir(exist_ok=True)
+    Path(folder, slot.replace(":", "-")).touch(exist_ok=False)
+    return slot
+
+
+@loopml.pipeline(executor="thread")
+def hourly(folder: str, slot: str) -> str:
+    return record_slot(folder, slot)
