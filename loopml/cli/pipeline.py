@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -282,3 +283,28 @@ def scheduler(
             runner.run(interval, on_event=on_event)
         except KeyboardInterrupt:
             runner.stop()
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="file.py:pipeline, module:pipeline or loopml.yaml."),
+    airflow: bool = typer.Option(False, "--airflow", help="Write an Airflow DAG file."),
+    output: Path = typer.Option(None, "--output", "-o", help="The file (default dags/<name>.py)."),
+    param: list[str] = ParamOption,
+    schedule: str = typer.Option(None, "--schedule", help="The DAG's cron schedule."),
+) -> None:
+    """Export a pipeline for another scheduler (Airflow), its tasks calling the same steps."""
+    if not airflow:
+        raise InvalidInput("choose a format: --airflow")
+    params = parse_params(param)
+    found = pipelines.load_pipeline(target)
+    ws = open_workspace(ctx)
+    out = pipelines.export_airflow(
+        target,
+        output or Path("dags") / f"{found.name}.py",
+        params,
+        workspace=ws.home,
+        schedule=schedule,
+    )
+    console.print(f"wrote Airflow DAG {out} ({found.name}, tasks run with loopml)")

@@ -8,6 +8,7 @@ parallel on an :class:`Executor`, stores every output content-addressed in the b
 and tracks a parent run with a child run per step and lineage between them.
 """
 
+from loopml.pipelines._airflow import airflow_dag, export_airflow, run_task
 from loopml.pipelines._executors import Executor, ProcessExecutor, ThreadExecutor, get_executor
 from loopml.pipelines._graph import Output
 from loopml.pipelines._loading import load_pipeline, resume
@@ -51,7 +52,9 @@ __all__ = [
     "StepTimeout",
     "ThreadExecutor",
     "add_schedule",
+    "airflow_dag",
     "backfill",
+    "export_airflow",
     "get_executor",
     "get_pipeline_run",
     "get_schedule",
@@ -61,6 +64,7 @@ __all__ = [
     "pipeline",
     "remove_schedule",
     "resume",
+    "run_task",
     "step",
     "step_table",
 ]

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from loopml.errors import InvalidInput
+
 if TYPE_CHECKING:
     from loopml.pipelines._step import Step
 
@@ -53,6 +55,17 @@ class Graph:
         upstream = tuple(dict.fromkeys(o.node for o in outputs_in((args, kwargs))))
         self.calls[node] = Call(node, step, args, kwargs, upstream)
         return Output(node)
+
+    def needed_for(self, node: str) -> Graph:
+        """The part of the graph that ``node`` needs: it and its upstream calls."""
+        if node not in self.calls:
+            known = ", ".join(self.calls)
+            raise InvalidInput(f"no step call {node!r} in this pipeline (it has {known})")
+        keep = {node}
+        for call in reversed(self.calls.values()):
+            if call.node in keep:
+                keep.update(call.upstream)
+        return Graph({n: c for n, c in self.calls.items() if n in keep}, dict(self._counts))
 
     def downstream(self) -> dict[str, list[str]]:
         """For each node, the nodes that take its output."""

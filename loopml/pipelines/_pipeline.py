@@ -24,7 +24,7 @@ from loopml.errors import InvalidInput, LoopmlError
 from loopml.pipelines import _records as records
 from loopml.pipelines import _values as values
 from loopml.pipelines._executors import Executor, get_executor
-from loopml.pipelines._graph import Graph, building, outputs_in, substitute
+from loopml.pipelines._graph import Graph, Output, building, outputs_in, substitute
 from loopml.pipelines._runner import EventHook, Runner
 from loopml.pipelines._step import _NAME
 from loopml.store import Workspace, default_workspace, now_ms
@@ -153,6 +153,7 @@ class Pipeline(Generic[P]):
         on_event: EventHook | None = None,
         schedule: str | None = None,
         slot: int | None = None,
+        only: str | None = None,
         raise_on_failure: bool = True,
     ) -> PipelineRun:
         """Validate ``params``, build the DAG and run it.
@@ -164,11 +165,15 @@ class Pipeline(Generic[P]):
         cache : False re-runs every step even where a cached output exists.
         max_workers : steps run at once (default: the number of CPUs).
         on_event : called with a :class:`StepEvent` as each step changes state.
+        only : run just this step call and the calls it needs (those from the cache where
+            they ran before): what one Airflow task of an exported pipeline does.
         raise_on_failure : raise :class:`PipelineFailed` if a step failed.
         """
-        ws = workspace or default_workspace()
         validated = self.validate(params)
         graph, returned = self.build(validated)
+        if only is not None:
+            graph, returned = graph.needed_for(only), Output(only)
+        ws = workspace or default_workspace()
         chosen = executor if executor is not None else self.executor
         runner_executor = get_executor(chosen, max_workers)
         try:
