@@ -178,7 +178,8 @@ def main() -> None:
     if ray_figures:
         print(
             f"\nRay: {RAY_STEPS} x 1 s CPU on {RAY_CPUS} cores: "
-            f"wall {ray_figures['wall_s']:.1f} s, ideal {ray_figures['ideal_s']:.0f} s, ratio {ray_figures['ratio']:.3f} "
+            f"wall {ray_figures['wall_s']:.1f} s, ideal {ray_figures['ideal_s']:.0f} s, "
+            f"ratio {ray_figures['ratio']:.3f} "
             f"(target <= 1.15), scheduling overhead {ray_figures['overhead_s']:.1f} s"
         )
     print(json.dumps({"loopml": ours, "prefect": peer, "ratios": ratios, "ray": ray_figures}))
