@@ -1,19 +1,21 @@
 """Prefect 3's side of benchmarks/pipelines.py, run in Prefect's own venv.
 
 Per-step overhead of 200 trivial tasks, sequential and as 50 chains of 4 (a 50-wide
-fan-out), on Prefect's local ephemeral server: (wall(200) - wall(1)) / 199. Prints JSON.
+fan-out), on Prefect's local ephemeral server: (wall(200) - wall(1)) / 199, each wall
+time the median of 3 runs. Prints JSON.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 
 from prefect import flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
-N, WIDTH = 200, 50
+N, WIDTH, REPEATS = 200, 50, 3
 
 
 @task
@@ -39,9 +41,13 @@ def fan_out(n: int) -> list[int]:
 
 
 def seconds(fn: object, n: int) -> float:
-    t = time.perf_counter()
-    fn(n)  # type: ignore[operator]
-    return time.perf_counter() - t
+    """Median wall time of 3 runs of flow ``fn`` with ``n`` tasks."""
+    times = []
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        fn(n)  # type: ignore[operator]
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def main() -> None:

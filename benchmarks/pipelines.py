@@ -1,8 +1,8 @@
 """Pipelines side by side: loopml vs Prefect 3, and loopml on Ray; one invocation.
 
 (a) per-step overhead over 200 trivial steps, sequential (a chain) and as a 50-wide fan-out
-    (50 chains of 4): ``(wall(200 steps) - wall(1 step)) / 199``, so start-up is left out
-    on both sides. loopml runs each step as a tracked child run with a cache key, a stored
+    (50 chains of 4): ``(wall(200 steps) - wall(1 step)) / 199`` (each the median of 3
+    runs), so start-up is left out on both sides. loopml runs each step as a tracked child run with a cache key, a stored
     output blob and lineage (the cache is off, so every step executes), on its process
     executor (2 workers, the default) and its thread executor; Prefect 3 runs tasks on its
     local ephemeral server (``benchmarks/_prefect_peer.py`` in the venv
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ from loopml.store import Workspace
 HERE = Path(__file__).resolve().parent
 PEERS_HOME = Path(os.environ.get("PEERS_HOME", Path.home() / ".cache" / "bench-peers"))
 PREFECT = "prefect==3.9.1"
-N, WIDTH, RAY_STEPS, RAY_CPUS = 200, 50, 200, 2
+N, WIDTH, RAY_STEPS, RAY_CPUS, REPEATS = 200, 50, 200, 2, 3
 
 
 @loopml.step(cache=False)
@@ -75,12 +76,16 @@ def trials(n: int) -> list[int]:
 
 def per_step(ws: Workspace, flow: pipelines.Pipeline[Any], executor: Any) -> dict[str, float]:
     flow.run({"n": 1}, workspace=ws, executor=executor)  # warm: workers started
-    t = time.perf_counter()
-    flow.run({"n": 1}, workspace=ws, executor=executor)
-    one = time.perf_counter() - t
-    t = time.perf_counter()
-    flow.run({"n": N}, workspace=ws, executor=executor)
-    many = time.perf_counter() - t
+
+    def seconds(n: int) -> float:
+        times = []
+        for _ in range(REPEATS):
+            t = time.perf_counter()
+            flow.run({"n": n}, workspace=ws, executor=executor)
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    one, many = seconds(1), seconds(N)
     return {"one_s": one, "many_s": many, "per_step_ms": (many - one) / (N - 1) * 1e3}
 
 

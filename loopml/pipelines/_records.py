@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from loopml.errors import NotFound
 from loopml.store import Workspace, now_ms
@@ -53,26 +54,25 @@ def update_pipeline_run(ws: Workspace, run_id: str, **values: Any) -> None:
         conn.execute(pipeline_runs.update().where(pipeline_runs.c.id == run_id).values(**values))
 
 
-def save_step(ws: Workspace, pipeline_run_id: str, node: str, **values: Any) -> None:
-    """Insert (or replace) the row of step ``node`` of a pipeline run."""
+def save_step(
+    ws: Workspace, conn: Connection, pipeline_run_id: str, node: str, **values: Any
+) -> None:
+    """Insert (or replace) the row of step ``node`` of a pipeline run, in transaction
+    ``conn``."""
     if values.get("error") is not None:
         values["error"] = values["error"][-MAX_ERROR:]
     row = {"pipeline_run_id": pipeline_run_id, "node": node, **values}
-    with ws.db.write() as conn:
-        ws.db.upsert(conn, step_runs, [row], keys=["pipeline_run_id", "node"], update=list(values))
+    ws.db.upsert(conn, step_runs, [row], keys=["pipeline_run_id", "node"], update=list(values))
 
 
-def update_step(ws: Workspace, pipeline_run_id: str, node: str, **values: Any) -> None:
-    """Change columns of the existing row of step ``node``."""
+def update_step(conn: Connection, pipeline_run_id: str, node: str, **values: Any) -> None:
+    """Change columns of the existing row of step ``node``, in transaction ``conn``."""
     if values.get("error") is not None:
         values["error"] = values["error"][-MAX_ERROR:]
     t = step_runs
-    with ws.db.write() as conn:
-        conn.execute(
-            t.update()
-            .where(t.c.pipeline_run_id == pipeline_run_id, t.c.node == node)
-            .values(values)
-        )
+    conn.execute(
+        t.update().where(t.c.pipeline_run_id == pipeline_run_id, t.c.node == node).values(values)
+    )
 
 
 def cached_output(ws: Workspace, key: str) -> tuple[str, str] | None:

@@ -13,8 +13,11 @@ import concurrent.futures as cf
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from loopml import tracking
 from loopml.errors import LoopmlError
@@ -138,7 +141,10 @@ class Runner:
             try:
                 self.keys[node] = cache_key(step, call.args, call.kwargs, digests)
             except LoopmlError as exc:  # e.g. a declared dependency that is gone
-                records.save_step(self.ws, self.run_id, node, step=step.name, status="RUNNING")
+                with self._write() as conn:
+                    records.save_step(
+                        self.ws, conn, self.run_id, node, step=step.name, status="RUNNING"
+                    )
                 self.attempts[node] = step.options.retries + 1
                 self._failed_attempt(node, exc)
                 return None
@@ -150,26 +156,28 @@ class Runner:
         self.attempts[node] += 1
         self.state[node] = "RUNNING"
         attempt = self.attempts[node]
-        if attempt == 1:
-            child = self._child_run(call)
-            records.save_step(
-                self.ws,
-                self.run_id,
-                node,
-                step=step.name,
-                status="RUNNING",
-                cache_key=self.keys[node],
-                cache_hit=False,
-                attempts=1,
-                run_id=child.id,
-                started_at=now_ms(),
-                ended_at=None,
-                error=None,
-                output_kind=None,
-                output_digest=None,
-            )
-        else:
-            records.update_step(self.ws, self.run_id, node, status="RUNNING", attempts=attempt)
+        child = self._child_run(call, cache_hit=False) if attempt == 1 else None
+        with self._write() as conn:  # also inserts the queued step run and its tags
+            if child is not None:
+                records.save_step(
+                    self.ws,
+                    conn,
+                    self.run_id,
+                    node,
+                    step=step.name,
+                    status="RUNNING",
+                    cache_key=self.keys[node],
+                    cache_hit=False,
+                    attempts=1,
+                    run_id=child.id,
+                    started_at=now_ms(),
+                    ended_at=None,
+                    error=None,
+                    output_kind=None,
+                    output_digest=None,
+                )
+            else:
+                records.update_step(conn, self.run_id, node, status="RUNNING", attempts=attempt)
         known = {u: self._wire(u) for u in call.upstream}
         opts = step.options
         sent = StepCall(
@@ -203,13 +211,22 @@ class Runner:
             self.wire[node] = values.load(self.ws, kind, digest)
         return self.wire[node]
 
-    def _child_run(self, call: Call) -> tracking.Run:
-        run = tracking.create_run(
-            self.ws,
+    def _write(self) -> AbstractContextManager[Connection]:
+        """A write transaction that first inserts the step runs queued by ``_child_run``."""
+        return self.ws.component(tracking.MetricWriter).write()
+
+    def _child_run(self, call: Call, *, cache_hit: bool) -> tracking.Run:
+        """The step's tracking run: queued, so the next :meth:`_write` inserts it."""
+        run = tracking.start_run(
             self.parent.experiment.name,
             call.node,
-            parent_id=self.parent.id,
-            tags={"loopml.step": call.step.name, "loopml.pipeline_run": self.run_id},
+            parent=self.parent.id,
+            workspace=self.ws,
+            tags={
+                "loopml.step": call.step.name,
+                "loopml.pipeline_run": self.run_id,
+                "loopml.cache_hit": str(cache_hit).lower(),
+            },
         )
         self.step_runs[call.node] = run
         return run
@@ -230,47 +247,48 @@ class Runner:
         call = self.graph.calls[att.node]
         run = self.step_runs[att.node]
         run.log_metrics({"duration_s": seconds, "attempts": self.attempts[att.node]})
-        run.set_tags({"loopml.cache_hit": "false", "loopml.step_status": "FINISHED"})
-        records.update_step(
-            self.ws,
-            self.run_id,
-            att.node,
-            status="FINISHED",
-            output_kind=kind,
-            output_digest=digest,
-            ended_at=now_ms(),
-            error=None,
-        )
-        self._lineage(call, run.id, kind, digest, result)
-        tracking.update_run(self.ws, run.id, status="FINISHED")
+        with self._write() as conn:
+            records.update_step(
+                conn,
+                self.run_id,
+                att.node,
+                status="FINISHED",
+                output_kind=kind,
+                output_digest=digest,
+                ended_at=now_ms(),
+                error=None,
+            )
+            self._lineage(conn, call, run.id, kind, digest, result)
+        run.end("FINISHED")
         self._emit(StepEvent(att.node, "finished", self.attempts[att.node], seconds))
 
     def _cached(self, call: Call, hit: tuple[str, str]) -> None:
         node = call.node
         kind, digest = hit
-        run = self._child_run(call)
-        run.set_tags({"loopml.cache_hit": "true", "loopml.step_status": "FINISHED"})
+        run = self._child_run(call, cache_hit=True)
         stamp = now_ms()
-        records.save_step(
-            self.ws,
-            self.run_id,
-            node,
-            step=call.step.name,
-            status="FINISHED",
-            cache_key=self.keys[node],
-            cache_hit=True,
-            attempts=0,
-            run_id=run.id,
-            output_kind=kind,
-            output_digest=digest,
-            started_at=stamp,
-            ended_at=stamp,
-            error=None,
-        )
         self.outputs[node] = hit
         self.state[node] = "FINISHED"
-        self._lineage(call, run.id, kind, digest, self._wire(node))
-        tracking.update_run(self.ws, run.id, status="FINISHED")
+        with self._write() as conn:
+            records.save_step(
+                self.ws,
+                conn,
+                self.run_id,
+                node,
+                step=call.step.name,
+                status="FINISHED",
+                cache_key=self.keys[node],
+                cache_hit=True,
+                attempts=0,
+                run_id=run.id,
+                output_kind=kind,
+                output_digest=digest,
+                started_at=stamp,
+                ended_at=stamp,
+                error=None,
+            )
+            self._lineage(conn, call, run.id, kind, digest, self._wire(node))
+        run.end("FINISHED")
         self._emit(StepEvent(node, "cached", 0, 0.0))
 
     def _failed_attempt(self, node: str, exc: BaseException) -> None:
@@ -280,7 +298,8 @@ class Runner:
         if attempt <= opts.retries and attempt > 0:
             self.state[node] = "PENDING"
             self.not_before[node] = time.monotonic() + opts.delay(attempt + 1)
-            records.update_step(self.ws, self.run_id, node, status="PENDING", error=text)
+            with self._write() as conn:
+                records.update_step(conn, self.run_id, node, status="PENDING", error=text)
             self._emit(StepEvent(node, "retrying", attempt, error=str(exc)))
             return
         self.state[node] = "FAILED"
@@ -290,44 +309,45 @@ class Runner:
                 opts.on_failure(node, exc)
             except Exception as hook_exc:  # a broken hook must not hide the step's error
                 text += f"\non_failure hook raised: {hook_exc!r}"
-        records.update_step(
-            self.ws, self.run_id, node, status="FAILED", error=text, ended_at=now_ms()
-        )
+        with self._write() as conn:
+            records.update_step(
+                conn, self.run_id, node, status="FAILED", error=text, ended_at=now_ms()
+            )
         run = self.step_runs.get(node)
         if run is not None:
-            run.set_tags({"loopml.step_status": "FAILED"})
             run.log_metrics({"attempts": attempt})
-            tracking.update_run(self.ws, run.id, status="FAILED", error=text)
+            run.end("FAILED", error=text)
         self._emit(StepEvent(node, "failed", attempt, error=f"{type(exc).__name__}: {exc}"))
 
     def _skip(self, node: str) -> None:
         self.state[node] = "SKIPPED"
         call = self.graph.calls[node]
-        records.save_step(
-            self.ws,
-            self.run_id,
-            node,
-            step=call.step.name,
-            status="SKIPPED",
-            attempts=0,
-            error="an upstream step failed",
-        )
+        with self._write() as conn:
+            records.save_step(
+                self.ws,
+                conn,
+                self.run_id,
+                node,
+                step=call.step.name,
+                status="SKIPPED",
+                attempts=0,
+                error="an upstream step failed",
+            )
         self._emit(StepEvent(node, "skipped"))
 
-    def _lineage(self, call: Call, run_id: str, kind: str, digest: str, result: Any) -> None:
+    def _lineage(
+        self, conn: Connection, call: Call, run_id: str, kind: str, digest: str, result: Any
+    ) -> None:
         run_node = Node("run", run_id)
         inputs = []
         for up in call.upstream:
             up_kind, up_digest = self.outputs[up]
             inputs.append(_output_node(up_kind, up_digest, self._wire(up)))
-        outputs = [_output_node(kind, digest, result)]
-        with self.ws.db.write() as conn:
-            for src in inputs:
-                for node in src:
-                    add_edge(self.ws.db, conn, node, run_node, "input")
-            for dst in outputs:
-                for node in dst:
-                    add_edge(self.ws.db, conn, run_node, node, "produced")
+        for src in inputs:
+            for node in src:
+                add_edge(self.ws.db, conn, node, run_node, "input")
+        for node in _output_node(kind, digest, result):
+            add_edge(self.ws.db, conn, run_node, node, "produced")
 
     def _emit(self, event: StepEvent) -> None:
         if self.on_event is not None:
