@@ -2,8 +2,10 @@
 
 (a) per-step overhead over 200 trivial steps, sequential (a chain) and as a 50-wide fan-out
     (50 chains of 4): ``(wall(200 steps) - wall(1 step)) / 199`` (each the median of 3
-    runs), so start-up is left out on both sides. loopml runs each step as a tracked child run with a cache key, a stored
-    output blob and lineage (the cache is off, so every step executes), on its process
+    runs), so start-up is left out on both sides; also ``wall(200 steps) / 200``, the cost
+    per step with the run's own start and end shared out. loopml runs each step as a
+    tracked child run with a cache key, a stored output blob and lineage (the cache is off,
+    so every step executes), on its process
     executor (2 workers, the default) and its thread executor; Prefect 3 runs tasks on its
     local ephemeral server (``benchmarks/_prefect_peer.py`` in the venv
     ``$PEERS_HOME/prefect``, made here if missing). Target: loopml <= 1/10 of Prefect's.
@@ -168,6 +170,18 @@ def main() -> None:
             ray_figures = run_ray(Path(tmp) / "ray-ws")
     print(f"\n{'per-step overhead, ms':<34}{'loopml':>10}{'prefect':>10}{'ratio':>9}{'target':>9}")
     ratios: dict[str, float] = {}
+    for shape in ("sequential", "fan_out"):
+        theirs_all = peer.get(shape, {}).get("many_s")
+        for executor in ("process", "thread"):
+            mine_all = ours[f"{executor}_{shape}"]["many_s"]
+            ratio = theirs_all / mine_all if theirs_all else None
+            if ratio:
+                ratios[f"{executor}_{shape}_per_run_step"] = round(ratio, 1)
+            print(
+                f"{shape + ' (' + executor + '), wall/200':<34}{mine_all / N * 1e3:>10.2f}"
+                + (f"{theirs_all / N * 1e3:>10.2f}{ratio:>8.1f}x" if ratio else f"{'-':>19}")
+                + f"{'>=10x':>9}"
+            )
     for shape in ("sequential", "fan_out"):
         theirs = peer.get(shape, {}).get("per_step_ms")
         for executor in ("process", "thread"):
