@@ -118,7 +118,13 @@ def run_ray(home: Path) -> dict[str, Any]:
     finally:
         ray.shutdown()
     ideal = RAY_STEPS * 1.0 / RAY_CPUS
-    return {"wall_s": wall, "ideal_s": ideal, "ratio": wall / ideal, "overhead_s": wall - ideal}
+    return {
+        "wall_s": wall,
+        "ideal_s": ideal,
+        "ratio": wall / ideal,
+        "overhead_s": wall - ideal,
+        "load_average_1min_after": os.getloadavg()[0],  # other work on the 2 shared cores
+    }
 
 
 def prefect_python() -> Path:
@@ -199,7 +205,9 @@ def main() -> None:
             f"\nRay: {RAY_STEPS} x 1 s CPU on {RAY_CPUS} cores: "
             f"wall {ray_figures['wall_s']:.1f} s, ideal {ray_figures['ideal_s']:.0f} s, "
             f"ratio {ray_figures['ratio']:.3f} "
-            f"(target <= 1.15), scheduling overhead {ray_figures['overhead_s']:.1f} s"
+            f"(target <= 1.15), scheduling overhead {ray_figures['overhead_s']:.1f} s; "
+            f"load average {ray_figures['load_average_1min_after']:.1f} (the machine's, "
+            "all processes)"
         )
     print(json.dumps({"loopml": ours, "prefect": peer, "ratios": ratios, "ray": ray_figures}))
 
