@@ -60,6 +60,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "serving": ("loopml.serving", None),
     "loop": ("loopml.loop", None),
     "server": ("loopml.server", None),
+    "pipelines": ("loopml.pipelines", None),
+    "step": ("loopml.pipelines", "step"),
+    "pipeline": ("loopml.pipelines", "pipeline"),
 }
 
 
@@ -108,6 +111,8 @@ __all__ = [
     "log_params",
     "loop",
     "monitoring",
+    "pipeline",
+    "pipelines",
     "register_model",
     "registry",
     "search_runs",
@@ -117,6 +122,7 @@ __all__ = [
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
     "tracking",
     "train",
     "training",

@@ -19,6 +19,7 @@ from loopml.cli import (
     loop,
     models,
     monitor,
+    pipeline,
     predict,
     predictions,
     runs,
@@ -77,6 +78,8 @@ app.add_typer(predictions.app, name="predictions")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(loop.app, name="loop")
+app.add_typer(pipeline.app, name="pipeline")
+app.command("scheduler")(pipeline.scheduler)
 
 
 def main() -> None:

@@ -365,3 +365,65 @@ applied_batches = sa.Table(  # a remote client's batch ids: a retried batch is a
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("applied_at", sa.BigInteger, nullable=False),
 )
+
+# Pipelines: one row per pipeline run and one per step of it (its cache key and where its
+# output blob is), cron schedules, and the slots they claimed: the (schedule, slot) key
+# makes a slot run exactly once however many schedulers race for it.
+pipeline_runs = sa.Table(
+    "pipeline_runs",
+    metadata,
+    sa.Column("id", RUN_ID, primary_key=True),
+    sa.Column("pipeline", NAME, nullable=False, index=True),
+    sa.Column("source", sa.Text, nullable=False),  # module:qualname or file.py:qualname
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # RUNNING | FINISHED | FAILED
+    sa.Column("executor", sa.String(32), nullable=False),
+    sa.Column("run_id", RUN_ID),  # the tracking run that is the parent of the step runs
+    sa.Column("schedule", NAME),
+    sa.Column("slot", sa.BigInteger),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("ended_at", sa.BigInteger),
+    sa.Column("error", sa.Text),
+)
+
+step_runs = sa.Table(
+    "step_runs",
+    metadata,
+    sa.Column("pipeline_run_id", sa.ForeignKey("pipeline_runs.id"), primary_key=True),
+    sa.Column("node", NAME, primary_key=True),  # the call's name in the DAG, e.g. square-2
+    sa.Column("step", NAME, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # PENDING|RUNNING|FINISHED|FAILED|SKIPPED
+    sa.Column("cache_key", sa.String(64)),
+    sa.Column("cache_hit", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("run_id", RUN_ID),  # the step's tracking run
+    sa.Column("output_kind", sa.String(16)),  # parquet | json | pickle | ref
+    sa.Column("output_digest", sa.String(64)),
+    sa.Column("started_at", sa.BigInteger),
+    sa.Column("ended_at", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Index(None, "cache_key"),
+)
+
+pipeline_schedules = sa.Table(
+    "pipeline_schedules",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("cron", sa.String(128), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("executor", sa.String(32), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("start_at", sa.BigInteger, nullable=False),  # the first slot is after this
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+schedule_slots = sa.Table(
+    "schedule_slots",
+    metadata,
+    sa.Column("schedule", sa.ForeignKey("pipeline_schedules.name"), primary_key=True),
+    sa.Column("slot", sa.BigInteger, primary_key=True),  # the slot's time, ms since epoch
+    sa.Column("claimed_by", NAME, nullable=False),
+    sa.Column("claimed_at", sa.BigInteger, nullable=False),
+    sa.Column("pipeline_run_id", RUN_ID),
+)
