@@ -1,0 +1,34 @@
+"""Features: entities, feature views, point-in-time training sets, online and streaming stores.
+
+Definitions (``Entity``, ``FeatureView``, ``OnDemandFeatureView``, ``FeatureService``) are
+versioned by ``apply``; ``training_set`` joins them point-in-time correctly onto entity rows
+with DuckDB; ``materialize`` copies their latest values into an ``OnlineStore`` (SQLite by
+default, or Redis) that ``get_online_features`` reads; ``ingest_stream`` keeps the online
+and offline stores fed from Redis Streams or NATS JetStream.
+"""
+
+from loopml.features._definitions import (
+    Entity,
+    Feature,
+    FeatureService,
+    FeatureView,
+    OnDemandFeatureView,
+)
+from loopml.features._loader import load_definitions
+from loopml.features._offline import training_set
+from loopml.features._registry import Change, Registered, apply, get_definition, list_definitions
+
+__all__ = [
+    "Change",
+    "Entity",
+    "Feature",
+    "FeatureService",
+    "FeatureView",
+    "OnDemandFeatureView",
+    "Registered",
+    "apply",
+    "get_definition",
+    "list_definitions",
+    "load_definitions",
+    "training_set",
+]
