@@ -15,8 +15,13 @@ from loopml.features._definitions import (
     OnDemandFeatureView,
 )
 from loopml.features._loader import load_definitions
+from loopml.features._lookup import get_online_features
+from loopml.features._materialize import Materialized, materialize
 from loopml.features._offline import training_set
+from loopml.features._online import OnlineStore, SqliteOnlineStore
+from loopml.features._redis import RedisOnlineStore
 from loopml.features._registry import Change, Registered, apply, get_definition, list_definitions
+from loopml.features._stores import open_online_store
 
 __all__ = [
     "Change",
@@ -25,10 +30,17 @@ __all__ = [
     "FeatureService",
     "FeatureView",
     "OnDemandFeatureView",
+    "Materialized",
+    "OnlineStore",
+    "RedisOnlineStore",
     "Registered",
+    "SqliteOnlineStore",
     "apply",
     "get_definition",
+    "get_online_features",
     "list_definitions",
     "load_definitions",
+    "materialize",
+    "open_online_store",
     "training_set",
 ]

@@ -97,14 +97,15 @@ def get(
         row = conn.execute(query.order_by(defs.c.version.desc()).limit(1)).first()
     if row is None:
         what = " or ".join(k.replace("_", " ") for k in kinds)
-        known = [r.name for r in _latest(ws, kinds)]
+        known = [r.name for r in latest(ws, kinds)]
         if version is not None and any(n == name for n in known):
             raise NotFound(f"{what} {name!r} has no version {version}")
         raise NotFound(f"no {what} named {name!r} (known: {', '.join(known) or 'none'})")
     return _row(row)
 
 
-def _latest(ws: Workspace, kinds: Iterable[str] | None = None) -> list[Registered]:
+def latest(ws: Workspace, kinds: Iterable[str] | None = None) -> list[Registered]:
+    """The newest version of every definition (of ``kinds`` if given)."""
     latest = (
         sa.select(defs.c.kind, defs.c.name, sa.func.max(defs.c.version).label("v"))
         .group_by(defs.c.kind, defs.c.name)
@@ -297,7 +298,7 @@ def list_definitions(
     ws = workspace or default_workspace()
     if kind is not None and kind not in _ORDER:
         raise InvalidInput(f"unknown kind {kind!r} (one of {', '.join(_ORDER)})")
-    rows = _latest(ws, None if kind is None else [kind])
+    rows = latest(ws, None if kind is None else [kind])
     return pd.DataFrame(
         [
             {
