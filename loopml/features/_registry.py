@@ -238,18 +238,16 @@ def apply(
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
         raise InvalidInput(f"a feature view and an on-demand view share the name(s) {clash}")
-    catalog = _Catalog(ws, pending)
     ordered = sorted(pending, key=lambda kn: (_ORDER.index(kn[0]), kn[1]))
-    for kind, name in ordered:
-        pending[(kind, name)] = _check(catalog, kind, name, pending[(kind, name)])
-    changes = []
     for kind, name in ordered:
         other = [k for k in VIEW_KINDS if k != kind] if kind in VIEW_KINDS else []
         for k in other:
             if _exists(ws, k, name):
                 raise Conflict(f"{name!r} is already registered as a {k.replace('_', ' ')}")
-        changes.append(_store(ws, kind, name, pending[(kind, name)], dry_run))
-    return changes
+    catalog = _Catalog(ws, pending)
+    for kind, name in ordered:
+        pending[(kind, name)] = _check(catalog, kind, name, pending[(kind, name)])
+    return [_store(ws, kind, name, pending[(kind, name)], dry_run) for kind, name in ordered]
 
 
 def _exists(ws: Workspace, kind: str, name: str) -> bool:
