@@ -79,7 +79,7 @@ def _rows(entity_rows: Any) -> tuple[dict[str, list[Any]], int]:
         for i, row in enumerate(rows):
             if not isinstance(row, Mapping):
                 raise InvalidInput(f"entity_rows[{i}] is {type(row).__name__}, not a mapping")
-        names = list(dict.fromkeys(k for row in rows for k in row))
+        names = list(rows[0])  # every row needs the first row's fields
         for i, row in enumerate(rows):
             missing = [n for n in names if n not in row]
             if missing:
@@ -117,7 +117,7 @@ def lookup(
             ]
     frame = pd.DataFrame(out, index=range(n))
     if plan.on_demand:
-        frame = run_on_demand(plan, frame)
+        return run_on_demand(plan, frame)[[*cols, *plan.output]]
     return frame.drop(columns=plan.hidden) if plan.hidden else frame
 
 

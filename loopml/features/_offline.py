@@ -121,7 +121,7 @@ def join_sql(ws: Workspace, plan: Plan, entity_cols: list[str], timestamp_field:
 
 
 def _batches(
-    con: duckdb.DuckDBPyConnection, query: str, plan: Plan
+    con: duckdb.DuckDBPyConnection, query: str, plan: Plan, entity_cols: list[str]
 ) -> Iterator[pa.RecordBatch]:
     try:
         reader = con.sql(query).to_arrow_reader(_BATCH)
@@ -130,8 +130,8 @@ def _batches(
     hidden = plan.hidden
     for batch in reader:
         if plan.on_demand:
-            frame = run_on_demand(plan, batch.to_pandas())
-            batch = pa.RecordBatch.from_pandas(frame.drop(columns=hidden), preserve_index=False)
+            frame = run_on_demand(plan, batch.to_pandas())[[*entity_cols, *plan.output]]
+            batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
         elif hidden:
             batch = batch.drop_columns(hidden)
         yield batch
@@ -181,7 +181,7 @@ def training_set(
     con = connect()
     try:
         con.register("__entities", table)
-        batches = list(_batches(con, query, plan))
+        batches = list(_batches(con, query, plan, entity_cols))
     finally:
         con.close()
     if batches:
