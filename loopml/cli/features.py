@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from pathlib import Path
 
 import typer
@@ -60,7 +62,7 @@ def list_(
             str(rec["version"]),
             str(rec["features"] or "-"),
             rec["owner"] or "-",
-            when(rec["created_at"]),
+            when(rec["created_at"].to_pydatetime()),
         )
     console.print(t)
 
@@ -114,3 +116,63 @@ def materialize(
     for r in results:
         t.add_row(r.view, str(r.version), when(r.start), when(r.end), f"{r.rows:,}")
     console.print(t)
+
+
+@app.command("ingest-stream")
+def ingest_stream(
+    ctx: typer.Context,
+    view: str = typer.Argument(..., help="The feature view the events belong to."),
+    broker: str = typer.Option("redis", help="redis (Redis Streams) or nats (JetStream)."),
+    stream: str = typer.Option(..., help="Redis stream key, or JetStream stream name."),
+    subject: str = typer.Option(None, help="NATS subject (default: the stream name)."),
+    url: str = typer.Option(None, help="Broker URL (default: the local Redis / NATS)."),
+    group: str = typer.Option(None, help="Consumer group / durable (default loopml-VIEW)."),
+    consumer: str = typer.Option("loopml", help="Consumer name in the Redis group."),
+    batch_rows: int = typer.Option(5000, help="Flush to the offline store at this many events."),
+    flush_interval: float = typer.Option(1.0, help="...or after this many seconds."),
+    ack_wait: float = typer.Option(30.0, help="NATS: seconds before an unacked event is re-sent."),
+    max_events: int = typer.Option(None, help="Stop after this many events."),
+    idle_exit: float = typer.Option(None, help="Stop after this many seconds without events."),
+    store: str = typer.Option(None, help="Online store URI (default: setting online_store)."),
+) -> None:
+    """Consume a stream into the online store (at once) and the offline store (batches).
+
+    Stop with Ctrl-C or SIGTERM: buffered events are flushed and acknowledged first.
+    """
+    ws = open_workspace(ctx)
+    target = features.open_online_store(ws, store) if store else None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def report(stats: features.IngestStats) -> None:
+        console.print(
+            f"{stats.events:,} events, {stats.offline_rows:,} offline rows, "
+            f"{stats.rejected:,} rejected",
+            highlight=False,
+        )
+
+    console.print(f"consuming {broker} stream {stream!r} into feature view {view!r}")
+    try:
+        stats = features.ingest_stream(
+            view,
+            broker=broker,
+            url=url,
+            stream=stream,
+            subject=subject,
+            group=group,
+            consumer=consumer,
+            batch_rows=batch_rows,
+            flush_interval=flush_interval,
+            ack_wait=ack_wait,
+            max_events=max_events,
+            idle_exit=idle_exit,
+            stop_event=stop,
+            store=target,
+            report=report,
+            workspace=ws,
+        )
+    finally:
+        if target is not None:
+            target.close()
+    console.print_json(json.dumps(stats.summary()))

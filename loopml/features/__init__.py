@@ -14,6 +14,7 @@ from loopml.features._definitions import (
     FeatureView,
     OnDemandFeatureView,
 )
+from loopml.features._ingest import IngestStats
 from loopml.features._loader import load_definitions
 from loopml.features._lookup import get_online_features
 from loopml.features._materialize import Materialized, materialize
@@ -22,6 +23,7 @@ from loopml.features._online import OnlineStore, SqliteOnlineStore
 from loopml.features._redis import RedisOnlineStore
 from loopml.features._registry import Change, Registered, apply, get_definition, list_definitions
 from loopml.features._stores import open_online_store
+from loopml.features._stream import ingest_stream
 
 __all__ = [
     "Change",
@@ -29,8 +31,9 @@ __all__ = [
     "Feature",
     "FeatureService",
     "FeatureView",
-    "OnDemandFeatureView",
+    "IngestStats",
     "Materialized",
+    "OnDemandFeatureView",
     "OnlineStore",
     "RedisOnlineStore",
     "Registered",
@@ -38,6 +41,7 @@ __all__ = [
     "apply",
     "get_definition",
     "get_online_features",
+    "ingest_stream",
     "list_definitions",
     "load_definitions",
     "materialize",

@@ -286,7 +286,9 @@ def compile_function(spec: Mapping[str, Any], name: str) -> Callable[[pd.DataFra
     try:
         exec(compile(spec["function_source"], f"<on-demand view {name}>", "exec"), namespace)
     except Exception as exc:
-        raise InvalidInput(f"on-demand view {name!r}: its function does not compile: {exc}") from exc
+        raise InvalidInput(
+            f"on-demand view {name!r}: its function does not compile: {exc}"
+        ) from exc
     fn = namespace.get(spec["function_name"])
     if not callable(fn):
         raise InvalidInput(f"on-demand view {name!r}: {spec['function_name']} is not defined")

@@ -91,9 +91,7 @@ def _rows(entity_rows: Any) -> tuple[dict[str, list[Any]], int]:
     )
 
 
-def lookup(
-    plan: Plan, store: OnlineStore, entity_rows: Any, at_ms: int
-) -> pd.DataFrame:
+def lookup(plan: Plan, store: OnlineStore, entity_rows: Any, at_ms: int) -> pd.DataFrame:
     """Read ``plan``'s features for ``entity_rows`` from ``store``."""
     cols, n = _rows(entity_rows)
     for name in [*plan.join_keys, *plan.request_fields]:
@@ -104,7 +102,9 @@ def lookup(
             )
     out: dict[str, list[Any]] = dict(cols)
     for part in plan.views:
-        keys = [encode_key(values) for values in zip(*(cols[k] for k in part.join_keys), strict=True)]
+        keys = [
+            encode_key(values) for values in zip(*(cols[k] for k in part.join_keys), strict=True)
+        ]
         found = store.read(part.view.name, keys)
         ttl = part.ttl_ms
         oldest = None if ttl is None else at_ms - ttl
@@ -150,4 +150,6 @@ def get_online_features(
     ws = workspace or default_workspace()
     plan = ws.component(PlanCache).plan(features, full_feature_names)
     at_ms = now_ms() if at is None else to_ms(at, "at")
-    return lookup(plan, store if store is not None else default_online_store(ws), entity_rows, at_ms)
+    return lookup(
+        plan, store if store is not None else default_online_store(ws), entity_rows, at_ms
+    )

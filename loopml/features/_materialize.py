@@ -22,6 +22,7 @@ from loopml.errors import InvalidInput
 from loopml.features._online import OnlineStore, encode_key
 from loopml.features._registry import Registered, get, latest
 from loopml.features._source import connect, resolve_source
+from loopml.features._source import quote as q
 from loopml.features._stores import default_online_store
 from loopml.store import Workspace, default_workspace, now_ms
 from loopml.store.schema import feature_watermarks
@@ -73,7 +74,9 @@ def watermark(ws: Workspace, view: Registered, store: OnlineStore) -> int | None
     return int(row.watermark)
 
 
-def _set_watermark(ws: Workspace, view: Registered, store: OnlineStore, end: int, rows: int) -> None:
+def _set_watermark(
+    ws: Workspace, view: Registered, store: OnlineStore, end: int, rows: int
+) -> None:
     with ws.db.write() as conn:
         ws.db.upsert(
             conn,
@@ -104,7 +107,6 @@ def view_rows(
         keys += get(ws, "entity", entity).spec["join_keys"]
     keys = list(dict.fromkeys(keys))
     src = resolve_source(ws, spec["source"], f"feature view {view.name!r}")
-    q = lambda c: '"' + c.replace('"', '""') + '"'  # noqa: E731
     ts = f"CAST({q(spec['timestamp_field'])} AS TIMESTAMP)"
     where = [f"{ts} < make_timestamp({end * 1000})"]
     if start is not None:
@@ -120,7 +122,9 @@ def view_rows(
         reader = con.sql(query).to_arrow_reader(_BATCH)
     except duckdb.Error as exc:
         con.close()
-        raise InvalidInput(f"feature view {view.name!r}: reading its source failed: {exc}") from None
+        raise InvalidInput(
+            f"feature view {view.name!r}: reading its source failed: {exc}"
+        ) from None
     return con, reader, keys
 
 
@@ -205,5 +209,3 @@ def materialize(
             continue
         results.append(_materialize_view(ws, view, target, begin, end_ms, progress))
     return results
-
-

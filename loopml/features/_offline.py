@@ -21,15 +21,12 @@ from loopml.data import DatasetVersion, ingest, resolve
 from loopml.errors import InvalidInput
 from loopml.features._plan import FeaturesArg, Plan, ViewPart, make_plan, run_on_demand
 from loopml.features._source import connect, resolve_source
+from loopml.features._source import quote as _q
 from loopml.store import Node, Workspace, add_edge, default_workspace
 
 _BATCH = 65_536
 _ROW = "__loopml_row"
 _TS = "__loopml_ts"
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def entity_table(entity_df: Any, ws: Workspace) -> tuple[pa.Table, DatasetVersion | None]:
@@ -53,6 +50,8 @@ def entity_table(entity_df: Any, ws: Workspace) -> tuple[pa.Table, DatasetVersio
 def check_entities(table: pa.Table, plan: Plan, timestamp_field: str) -> None:
     """InvalidInput naming a missing key, request field or timestamp column, or a null."""
     names = table.column_names
+    if table.num_rows == 0:
+        raise InvalidInput("entity_df has no rows")
     for col in [*plan.join_keys, *plan.request_fields, timestamp_field]:
         if col not in names:
             raise InvalidInput(
@@ -85,13 +84,11 @@ def _view_sql(ws: Workspace, part: ViewPart) -> tuple[str, list[DatasetVersion]]
     return f"SELECT {', '.join(cols)} FROM ({src.sql})", list(src.versions)
 
 
-def join_sql(ws: Workspace, plan: Plan, entity_cols: list[str], timestamp_field: str) -> tuple[
-    str, list[DatasetVersion]
-]:
+def join_sql(
+    ws: Workspace, plan: Plan, entity_cols: list[str], timestamp_field: str
+) -> tuple[str, list[DatasetVersion]]:
     """The ASOF JOIN query over table ``__entities`` and the source versions it reads."""
-    steps = [
-        f"s0 AS (SELECT *, CAST({_q(timestamp_field)} AS TIMESTAMP) AS {_TS} FROM __entities)"
-    ]
+    steps = [f"s0 AS (SELECT *, CAST({_q(timestamp_field)} AS TIMESTAMP) AS {_TS} FROM __entities)"]
     sources: list[DatasetVersion] = []
     final: list[str] = []
     for i, part in enumerate(plan.views, start=1):
@@ -184,10 +181,8 @@ def training_set(
         batches = list(_batches(con, query, plan, entity_cols))
     finally:
         con.close()
-    if batches:
-        result = pa.Table.from_batches(batches)
-    else:
-        result = table.drop_columns([_ROW]).slice(0, 0)
+    empty = table.drop_columns([_ROW]).slice(0, 0)
+    result = pa.Table.from_batches(batches) if batches else empty
     unique = {dv.ref: dv for dv in [*sources, *([entity_version] if entity_version else [])]}
     parents = list(unique.values())
     stored = ingest(
@@ -200,9 +195,13 @@ def training_set(
     )
     with ws.db.write() as conn:
         for part in plan.views:
-            add_edge(ws.db, conn, Node("feature_view", part.view.ref), stored.lineage_node, "features")
+            add_edge(
+                ws.db, conn, Node("feature_view", part.view.ref), stored.lineage_node, "features"
+            )
         for odp in plan.on_demand:
-            add_edge(ws.db, conn, Node("feature_view", odp.view.ref), stored.lineage_node, "features")
+            add_edge(
+                ws.db, conn, Node("feature_view", odp.view.ref), stored.lineage_node, "features"
+            )
         if plan.service is not None:
             node = Node("feature_service", plan.service.ref)
             add_edge(ws.db, conn, node, stored.lineage_node, "features")

@@ -5,7 +5,8 @@ timestamp of the values (ms since the epoch) and the values themselves. A write 
 replaces a row with one at least as new, so replaying a window or a stream is harmless.
 :class:`SqliteOnlineStore` is the default (a file in the workspace);
 :class:`~loopml.features._redis.RedisOnlineStore` is the shared one. The settings
-``online_store`` / ``online_key_prefix`` choose it (:func:`~loopml.features._stores.open_online_store`).
+``online_store`` / ``online_key_prefix`` choose it
+(:func:`~loopml.features._stores.open_online_store`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from loopml.errors import InvalidInput
-from loopml.store import Workspace
 
 Row = tuple[str, int, Mapping[str, Any]]  # (entity key, timestamp ms, {feature: value})
 Found = tuple[int, dict[str, Any]] | None  # (timestamp ms, values) or nothing stored
@@ -136,10 +136,11 @@ class SqliteOnlineStore:
             for start in range(0, len(keys), 500):
                 chunk = list(keys[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                cur = self._conn.execute(
-                    f"SELECT key, ts, value FROM online_features WHERE view = ? AND key IN ({marks})",
-                    [view, *chunk],
+                query = (
+                    "SELECT key, ts, value FROM online_features "
+                    f"WHERE view = ? AND key IN ({marks})"
                 )
+                cur = self._conn.execute(query, [view, *chunk])
                 for key, ts, value in cur:
                     found[key] = (ts, value)
         out: list[Found] = []

@@ -198,11 +198,15 @@ def run_on_demand(plan: Plan, frame: pd.DataFrame) -> pd.DataFrame:
         except Exception as exc:
             raise InvalidInput(f"{where}: its function failed: {exc!r}") from exc
         if not isinstance(result, pd.DataFrame):
-            raise InvalidInput(f"{where}: its function returned {type(result).__name__}, not a DataFrame")
+            raise InvalidInput(
+                f"{where}: its function returned {type(result).__name__}, not a DataFrame"
+            )
         for feat, col in zip(part.features, part.columns, strict=True):
             if feat not in result.columns:
                 raise InvalidInput(f"{where}: its function returned no column {feat!r}")
             if len(result) != len(frame):
-                raise InvalidInput(f"{where}: its function returned {len(result)} rows, not {len(frame)}")
+                raise InvalidInput(
+                    f"{where}: its function returned {len(result)} rows, not {len(frame)}"
+                )
             frame[col] = result[feat].to_numpy()
     return frame

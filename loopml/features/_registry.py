@@ -130,9 +130,7 @@ def versions(ws: Workspace, kind: str, name: str) -> list[Registered]:
     """Every version of one definition, oldest first."""
     with ws.db.read() as conn:
         rows = conn.execute(
-            sa.select(defs)
-            .where(defs.c.kind == kind, defs.c.name == name)
-            .order_by(defs.c.version)
+            sa.select(defs).where(defs.c.kind == kind, defs.c.name == name).order_by(defs.c.version)
         ).all()
     return [_row(r) for r in rows]
 
@@ -157,7 +155,9 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _show(feature: Any) -> str:
     if isinstance(feature, dict):
-        return f"{feature['name']} ({feature['dtype']})" if feature.get("dtype") else feature["name"]
+        return (
+            f"{feature['name']} ({feature['dtype']})" if feature.get("dtype") else feature["name"]
+        )
     return str(feature)
 
 

@@ -28,6 +28,11 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def quote(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def is_dataset_ref(source: str) -> bool:
     """Whether ``source`` is a dataset reference rather than SQL."""
     return bool(_REF.match(source.strip()))

@@ -40,7 +40,7 @@ def test_apply_versions_only_changes_and_reports_a_diff(spend_ws: Workspace) -> 
     assert "~ ttl_ms: 604800000 -> 86400000" in change.diff
     assert "+ feature plan (string)" in change.diff
     assert "- feature visits (int64)" in change.diff
-    assert "~ owner: \"growth\" -> \"\"" in change.diff
+    assert '~ owner: "growth" -> ""' in change.diff
     reg = features.get_definition("spend_stats", "feature_view", workspace=spend_ws)
     assert reg.version == 2 and reg.feature_names == ["spend", "plan"]
     old = features.get_definition("spend_stats", version=1, workspace=spend_ws)
@@ -87,15 +87,15 @@ def test_a_view_without_features_takes_every_other_column(sqlite_ws: Workspace) 
             "timestamp_field 'plan' is string, not a timestamp",
         ),
         (
-            features.FeatureView("v", [CUSTOMER], "spend@latest", features=[
-                features.Feature("spend", "int64")
-            ]),
+            features.FeatureView(
+                "v", [CUSTOMER], "spend@latest", features=[features.Feature("spend", "int64")]
+            ),
             "feature 'spend' is declared int64 but the source column is double",
         ),
         (
-            features.FeatureView("v", [CUSTOMER], "spend@latest", features=[
-                features.Feature("spend", "decimal")
-            ]),
+            features.FeatureView(
+                "v", [CUSTOMER], "spend@latest", features=[features.Feature("spend", "decimal")]
+            ),
             "unknown dtype 'decimal'",
         ),
         (features.FeatureView("v", [CUSTOMER], "nosuch@latest"), "no dataset named 'nosuch'"),
@@ -181,7 +181,12 @@ def test_definitions_load_from_python_and_yaml(sqlite_ws: Workspace, tmp_path: P
     )
     found = features.load_definitions(tmp_path)
     assert sorted(d.name for d in found) == [
-        "churn", "customer", "derived", "plans", "shop", "spend_stats"
+        "churn",
+        "customer",
+        "derived",
+        "plans",
+        "shop",
+        "spend_stats",
     ]
     changes = features.apply(found, workspace=sqlite_ws)
     assert {c.action for c in changes} == {"create"}

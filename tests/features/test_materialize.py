@@ -44,7 +44,9 @@ def test_full_then_incremental(fs_ws: Workspace, online: OnlineStore) -> None:
     rows = feature_rows()
     mid, end = T0 + pd.Timedelta(days=30), T0 + pd.Timedelta(days=61)
     (first,) = features.materialize(end=mid, store=online, workspace=fs_ws)
-    assert first.start is None and first.rows == rows[rows.event_timestamp < mid].customer_id.nunique()
+    assert (
+        first.start is None and first.rows == rows[rows.event_timestamp < mid].customer_id.nunique()
+    )
     feats = ["spend_stats:spend", "spend_stats:visits"]
     ids = list(range(22))
     got = features.get_online_features(

@@ -110,9 +110,7 @@ def test_several_views_on_demand_and_a_service(sqlite_ws: Workspace) -> None:
 
     # the same names without prefixes clash: visits comes from two views
     with pytest.raises(InvalidInput, match="both be column 'visits'"):
-        features.training_set(
-            entities, ["spend_stats:visits", "plans:visits"], workspace=sqlite_ws
-        )
+        features.training_set(entities, ["spend_stats:visits", "plans:visits"], workspace=sqlite_ws)
     # the lineage names the service
     dv = features.training_set(entities, "churn", full_feature_names=True, workspace=sqlite_ws)
     sources = {e.src for e in upstream(sqlite_ws.db, dv.lineage_node)}
