@@ -134,7 +134,7 @@ async def _nats(
         while not stop(ingestor, last_event):
             try:
                 msgs = await sub.fetch(count, timeout=0.1)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 msgs = []
             if msgs:
                 last_event = time.monotonic()
