@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -114,6 +115,7 @@ class Ingestor:
         self.stats = IngestStats()
         self._buffer: list[Event] = []
         self._oldest: float | None = None
+        self._offline_lock = threading.Lock()
 
     # -- parsing -------------------------------------------------------------------------
     def parse(self, payload: bytes | str | Mapping[str, Any]) -> Event:
@@ -189,25 +191,33 @@ class Ingestor:
         waited = time.monotonic() - (self._oldest or time.monotonic())
         return len(self._buffer) >= self.batch_rows or waited >= self.flush_interval
 
+    def take(self) -> list[Event]:
+        """Detach the buffered events (to write them offline, maybe in another thread)."""
+        events, self._buffer, self._oldest = self._buffer, [], None
+        return events
+
     def flush(self) -> int:
-        """Append the buffered events to the source dataset (skipping rows it already
-        holds); returns the rows appended."""
-        if not self._buffer:
+        """Append the buffered events to the source dataset; returns the rows appended."""
+        return self.write_offline(self.take())
+
+    def write_offline(self, events: Sequence[Event]) -> int:
+        """Append ``events`` to the source dataset, skipping rows it already holds (same
+        keys and timestamp); returns the rows appended. One writer at a time."""
+        if not events:
             return 0
-        base = resolve(f"{self.dataset}@latest", workspace=self.ws)
-        schema = base.to_arrow().schema
-        frame = pd.DataFrame([e.row for e in self._buffer])
-        frame[self.ts_field] = pd.to_datetime(frame[self.ts_field], unit="ms", utc=True)
-        frame = frame.drop_duplicates([*self.keys, self.ts_field], keep="last")
-        new = self._new_rows(base.path(), frame)
-        self.stats.duplicates_skipped += len(self._buffer) - len(new)
-        if len(new):
-            table = _conform(new, schema, self.ts_field)
-            append(base, table, normalize_columns=False, workspace=self.ws)
-        self.stats.offline_rows += len(new)
-        self.stats.flushes += 1
-        self._buffer = []
-        self._oldest = None
+        with self._offline_lock:
+            base = resolve(f"{self.dataset}@latest", workspace=self.ws)
+            schema = base.to_arrow().schema
+            frame = pd.DataFrame([e.row for e in events])
+            frame[self.ts_field] = pd.to_datetime(frame[self.ts_field], unit="ms", utc=True)
+            frame = frame.drop_duplicates([*self.keys, self.ts_field], keep="last")
+            new = self._new_rows(base.path(), frame)
+            if len(new):
+                table = _conform(new, schema, self.ts_field)
+                append(base, table, normalize_columns=False, workspace=self.ws)
+            self.stats.duplicates_skipped += len(events) - len(new)
+            self.stats.offline_rows += len(new)
+            self.stats.flushes += 1
         return len(new)
 
     def _new_rows(self, path: Any, frame: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -91,9 +91,10 @@ def _rows(entity_rows: Any) -> tuple[dict[str, list[Any]], int]:
     )
 
 
-def lookup(plan: Plan, store: OnlineStore, entity_rows: Any, at_ms: int) -> pd.DataFrame:
-    """Read ``plan``'s features for ``entity_rows`` from ``store``."""
-    cols, n = _rows(entity_rows)
+def lookup(plan: Plan, store: OnlineStore, entity_rows: Any, at_ms: int, to: str = "pandas") -> Any:
+    """Read ``plan``'s features for ``entity_rows`` from ``store`` (a DataFrame, or with
+    ``to="dict"`` a dict of lists)."""
+    cols, _ = _rows(entity_rows)
     for name in [*plan.join_keys, *plan.request_fields]:
         if name not in cols:
             raise InvalidInput(
@@ -115,10 +116,12 @@ def lookup(plan: Plan, store: OnlineStore, entity_rows: Any, at_ms: int) -> pd.D
                 else hit[1].get(feat)
                 for hit in found
             ]
-    frame = pd.DataFrame(out, index=range(n))
     if plan.on_demand:
-        return run_on_demand(plan, frame)[[*cols, *plan.output]]
-    return frame.drop(columns=plan.hidden) if plan.hidden else frame
+        frame = run_on_demand(plan, pd.DataFrame(out))[[*cols, *plan.output]]
+        return frame if to == "pandas" else {c: frame[c].tolist() for c in frame.columns}
+    for col in plan.hidden:
+        del out[col]
+    return pd.DataFrame(out) if to == "pandas" else out
 
 
 def get_online_features(
@@ -128,8 +131,9 @@ def get_online_features(
     at: Any = None,
     store: OnlineStore | None = None,
     full_feature_names: bool = False,
+    to: Literal["pandas", "dict"] = "pandas",
     workspace: Workspace | None = None,
-) -> pd.DataFrame:
+) -> Any:
     """The online values of ``features`` for each entity row.
 
     Parameters
@@ -140,16 +144,19 @@ def get_online_features(
     at : the time TTLs are measured from (default: now); a value stored for a later time
         is not returned either.
     store : the online store (default: the workspace's).
+    to : ``"pandas"`` (a DataFrame) or ``"dict"`` (column -> list of values: no DataFrame
+        to build, for a request path where every 0.1 ms counts).
 
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame or dict
         The entity rows' columns, then one column per feature (null where no value is
         stored or it is older than the view's TTL).
     """
+    if to not in ("pandas", "dict"):
+        raise InvalidInput(f"to must be 'pandas' or 'dict', got {to!r}")
     ws = workspace or default_workspace()
     plan = ws.component(PlanCache).plan(features, full_feature_names)
     at_ms = now_ms() if at is None else to_ms(at, "at")
-    return lookup(
-        plan, store if store is not None else default_online_store(ws), entity_rows, at_ms
-    )
+    target = store if store is not None else default_online_store(ws)
+    return lookup(plan, target, entity_rows, at_ms, to)

@@ -44,6 +44,9 @@ class Materialized:
 
 def to_ms(value: Any, what: str) -> int:
     """A time (datetime, pandas Timestamp, ISO string; naive means UTC) in ms since epoch."""
+    if isinstance(value, datetime) and not isinstance(value, pd.Timestamp):  # the fast path
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return int(aware.timestamp() * 1000)
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:

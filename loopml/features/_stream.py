@@ -16,8 +16,9 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from loopml.errors import InvalidInput, MissingDependency, StoreError
 from loopml.features._ingest import Ingestor, IngestStats
@@ -26,6 +27,7 @@ from loopml.features._stores import default_online_store
 from loopml.store import Workspace, default_workspace
 
 Report = Callable[[IngestStats], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,54 @@ class StopWhen:
         return self.idle is not None and time.monotonic() - last_event >= self.idle
 
 
+class _Flusher(Generic[T]):
+    """Offline flushes in a background thread, one at a time, so online writes go on
+    meanwhile; the acknowledgement tokens of a flush come back once it has committed."""
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ingestor = ingestor
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="loopml-flush")
+        self._inflight: tuple[Future[int], list[T]] | None = None
+        self.unacked: list[T] = []
+
+    @property
+    def busy(self) -> bool:
+        """Whether a flush is running."""
+        return self._inflight is not None and not self._inflight[0].done()
+
+    def done(self) -> list[T]:
+        """The tokens of a finished flush (raising its error, if any), else ``[]``."""
+        if self._inflight is None or not self._inflight[0].done():
+            return []
+        future, tokens = self._inflight
+        self._inflight = None
+        future.result()
+        return tokens
+
+    def maybe_start(self) -> None:
+        """Start a flush if one is due (or only rejected events wait) and none runs."""
+        due = self.ingestor.due() or (self.unacked and not self.ingestor.buffered)
+        if self._inflight is None and due:
+            events, tokens, self.unacked = self.ingestor.take(), self.unacked, []
+            self._inflight = (self._pool.submit(self.ingestor.write_offline, events), tokens)
+
+    def drain(self) -> list[T]:
+        """Wait for the running flush, then flush the rest; every token left to ack."""
+        tokens: list[T] = []
+        if self._inflight is not None:
+            self._inflight[0].result()
+            tokens += self._inflight[1]
+            self._inflight = None
+        self.ingestor.flush()
+        tokens += self.unacked
+        self.unacked = []
+        return tokens
+
+    def close(self) -> None:
+        """Stop the worker thread."""
+        self._pool.shutdown(wait=True)
+
+
 def _redis(
     ingestor: Ingestor,
     url: str,
@@ -60,13 +110,13 @@ def _redis(
     except ModuleNotFoundError as exc:
         raise MissingDependency("redis", "redis") from exc
     client: Any = redis.Redis.from_url(url)
+    flusher: _Flusher[bytes] = _Flusher(ingestor)
     try:
         try:
             client.xgroup_create(stream, group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-        unacked: list[bytes] = []
         cursor = "0"  # own pending entries first, then new ones
         last_event = time.monotonic()
         while not stop(ingestor, last_event):
@@ -80,19 +130,20 @@ def _redis(
                 payloads = [fields.get(b"data", b"") for _, fields in entries]
                 produced = [int(entry_id.split(b"-")[0]) for entry_id, _ in entries]
                 ingestor.add(payloads, produced)
-                unacked += [entry_id for entry_id, _ in entries]
-            if ingestor.due() or (unacked and not ingestor.buffered):
-                ingestor.flush()
-                client.xack(stream, group, *unacked)
-                unacked = []
+                flusher.unacked += [entry_id for entry_id, _ in entries]
+            acked = flusher.done()
+            if acked:
+                client.xack(stream, group, *acked)
                 if report is not None:
                     report(ingestor.stats)
-        ingestor.flush()
-        if unacked:
-            client.xack(stream, group, *unacked)
+            flusher.maybe_start()
+        rest = flusher.drain()
+        if rest:
+            client.xack(stream, group, *rest)
     except redis.RedisError as exc:
         raise StoreError(f"Redis stream {stream!r} at {url}: {exc}") from exc
     finally:
+        flusher.close()
         client.close()
 
 
@@ -116,6 +167,13 @@ async def _nats(
         nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
     except Exception as exc:
         raise StoreError(f"cannot connect to NATS at {url}: {exc}") from exc
+    flusher: _Flusher[Any] = _Flusher(ingestor)
+
+    async def ack(msgs: list[Any]) -> None:
+        for m in msgs:
+            await m.ack()
+        await nc.flush()
+
     try:
         js = nc.jetstream()
         config = ConsumerConfig(
@@ -129,31 +187,26 @@ async def _nats(
             sub = await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
         except nats.js.errors.NotFoundError as exc:
             raise InvalidInput(f"NATS JetStream has no stream {stream!r}: {exc}") from None
-        unacked: list[Any] = []
         last_event = time.monotonic()
         while not stop(ingestor, last_event):
             try:
                 msgs = await sub.fetch(count, timeout=0.1)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            except (nats.errors.TimeoutError, TimeoutError):
                 msgs = []
             if msgs:
                 last_event = time.monotonic()
                 produced = [int(m.metadata.timestamp.timestamp() * 1000) for m in msgs]
                 ingestor.add([m.data for m in msgs], produced)
-                unacked += msgs
-            if ingestor.due() or (unacked and not ingestor.buffered):
-                ingestor.flush()
-                for m in unacked:
-                    await m.ack()
-                await nc.flush()
-                unacked = []
+                flusher.unacked += msgs
+            acked = flusher.done()
+            if acked:
+                await ack(acked)
                 if report is not None:
                     report(ingestor.stats)
-        ingestor.flush()
-        for m in unacked:
-            await m.ack()
-        await nc.flush()
+            flusher.maybe_start()
+        await ack(await asyncio.get_running_loop().run_in_executor(None, flusher.drain))
     finally:
+        flusher.close()
         await nc.close()
 
 

@@ -132,6 +132,16 @@ def test_on_demand_features_online_and_bad_requests(fs_ws: Workspace) -> None:
     assert list(got.columns) == ["customer_id", "factor", "spend_x", "visits"]
     assert got.loc[0, "spend_x"] == pytest.approx(want.loc[3, "spend"] * 10)
 
+    as_dict = features.get_online_features(
+        [{"customer_id": 3, "factor": 10.0}], "svc", at=end, to="dict", workspace=fs_ws
+    )
+    assert as_dict == {k: got[k].tolist() for k in got.columns}
+    plain = features.get_online_features(
+        [{"customer_id": 3}], ["spend_stats:visits"], at=end, to="dict", workspace=fs_ws
+    )
+    assert plain == {"customer_id": [3], "visits": [int(want.loc[3, "visits"])]}
+    with pytest.raises(InvalidInput, match="to must be 'pandas' or 'dict'"):
+        features.get_online_features([{"customer_id": 3}], "svc", to="arrow", workspace=fs_ws)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="entity_rows have no 'factor'"):
         features.get_online_features([{"customer_id": 3}], "svc", workspace=fs_ws)
     with pytest.raises(InvalidInput, match="entity_rows have no 'customer_id'"):

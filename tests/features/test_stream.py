@@ -98,7 +98,7 @@ def kill_midway_and_restart(
     assert killed_at < N_EVENTS  # it died mid-stream
     producer.join()
     second = consumer(home, *args, "--idle-exit", "3")
-    out, err = second.communicate(timeout=120)
+    _, err = second.communicate(timeout=120)
     assert second.returncode == 0, err
     with Workspace.open(home) as ws:
         offline = data.resolve("clicks@latest", workspace=ws).to_pandas()
