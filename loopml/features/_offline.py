@@ -20,7 +20,7 @@ import pyarrow as pa
 from loopml.data import DatasetVersion, ingest, resolve
 from loopml.errors import InvalidInput
 from loopml.features._plan import FeaturesArg, Plan, ViewPart, make_plan, run_on_demand
-from loopml.features._source import connect, resolve_source
+from loopml.features._source import column_types, connect, resolve_source
 from loopml.features._source import quote as _q
 from loopml.store import Node, Workspace, add_edge, default_workspace
 
@@ -73,47 +73,82 @@ def check_entities(table: pa.Table, plan: Plan, timestamp_field: str) -> None:
         raise InvalidInput(f"entity_df already has column(s) {clash} that features would add")
 
 
-def _view_sql(ws: Workspace, part: ViewPart) -> tuple[str, list[DatasetVersion]]:
+def _step(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, i: int, part: ViewPart, ts_field: str
+) -> tuple[str, str | None, list[DatasetVersion]]:
+    """CTE ``s{i}``: ``s{i-1}`` ASOF-joined to view ``part`` (adding ``__fts{i}``, and
+    either the feature columns or, for a Parquet source, the matched row ``__rn{i}``);
+    the gathering join for a Parquet source; the versions read."""
     spec = part.view.spec
-    src = resolve_source(ws, spec["source"], f"feature view {part.view.name!r}")
-    cols = [
-        *(_q(k) for k in part.join_keys),
-        f"CAST({_q(spec['timestamp_field'])} AS TIMESTAMP) AS {_TS}",
-        *(_q(f) for f in part.features),
-    ]
-    return f"SELECT {', '.join(cols)} FROM ({src.sql})", list(src.versions)
-
-
-def join_sql(
-    ws: Workspace, plan: Plan, entity_cols: list[str], timestamp_field: str
-) -> tuple[str, list[DatasetVersion]]:
-    """The ASOF JOIN query over table ``__entities`` and the source versions it reads."""
-    steps = [f"s0 AS (SELECT *, CAST({_q(timestamp_field)} AS TIMESTAMP) AS {_TS} FROM __entities)"]
-    sources: list[DatasetVersion] = []
-    final: list[str] = []
-    for i, part in enumerate(plan.views, start=1):
-        view_sql, versions = _view_sql(ws, part)
-        sources += versions
-        on = " AND ".join(f"e.{_q(k)} = v.{_q(k)}" for k in part.join_keys)
+    where = f"feature view {part.view.name!r}"
+    src = resolve_source(ws, spec["source"], where)
+    ts_type = column_types(con, src, where)[spec["timestamp_field"]]
+    keys = [_q(k) for k in part.join_keys]
+    ts = _q(spec["timestamp_field"])
+    on = " AND ".join(f"e.{k} = v.{k}" for k in keys)
+    # compare in the source's own timestamp type: casting the entity rows is the cheap side
+    ets = f"CAST(e.{_q(ts_field)} AS {ts_type})"
+    gather = None
+    if src.parquet is not None:  # late materialization: sort keys only, fetch values after
+        right = (
+            f"SELECT {', '.join(keys)}, {ts} AS {_TS}, file_row_number AS __rn "
+            f"FROM read_parquet('{src.parquet}', file_row_number=true)"
+        )
+        picked = f"v.__rn AS __rn{i}"
+        values = ", ".join(
+            f"{_q(f)} AS {_q(c)}" for f, c in zip(part.features, part.columns, strict=True)
+        )
+        gather = (
+            f"LEFT JOIN (SELECT file_row_number AS __rn, {values} FROM "
+            f"read_parquet('{src.parquet}', file_row_number=true)) d{i} ON s.__rn{i} = d{i}.__rn"
+        )
+    else:
+        feats = ", ".join(_q(f) for f in part.features)
+        right = f"SELECT {', '.join(keys)}, {ts} AS {_TS}, {feats} FROM ({src.sql})"
         picked = ", ".join(
             f"v.{_q(f)} AS {_q(c)}" for f, c in zip(part.features, part.columns, strict=True)
         )
-        steps.append(
-            f"s{i} AS (SELECT e.*, v.{_TS} AS __fts{i}, {picked} FROM s{i - 1} e "
-            f"ASOF LEFT JOIN ({view_sql}) v ON {on} AND e.{_TS} >= v.{_TS})"
-        )
+    step = (
+        f"s{i} AS (SELECT e.*, v.{_TS} AS __fts{i}, {picked} FROM s{i - 1} e "
+        f"ASOF LEFT JOIN ({right}) v ON {on} AND {ets} >= v.{_TS})"
+    )
+    return step, gather, list(src.versions)
+
+
+def join_sql(
+    con: duckdb.DuckDBPyConnection,
+    ws: Workspace,
+    plan: Plan,
+    entity_cols: list[str],
+    timestamp_field: str,
+) -> tuple[str, list[DatasetVersion]]:
+    """The ASOF JOIN query over table ``__entities`` and the source versions it reads."""
+    steps = ["s0 AS (SELECT * FROM __entities)"]
+    gathers: list[str] = []
+    sources: list[DatasetVersion] = []
+    final: list[str] = []
+    ets = _q(timestamp_field)
+    for i, part in enumerate(plan.views, start=1):
+        step, gather, versions = _step(con, ws, i, part, timestamp_field)
+        steps.append(step)
+        gathers += [gather] if gather else []
+        sources += versions
         ttl = part.ttl_ms
         for c in part.columns:
             if ttl is None:
                 final.append(_q(c))
             else:
+                oldest = f"CAST(s.{ets} AS TIMESTAMPTZ) - to_milliseconds({ttl})"
                 final.append(
-                    f"CASE WHEN __fts{i} >= {_TS} - to_milliseconds({ttl}) THEN {_q(c)} END "
+                    f"CASE WHEN CAST(s.__fts{i} AS TIMESTAMPTZ) >= {oldest} THEN {_q(c)} END "
                     f"AS {_q(c)}"
                 )
-    select = ", ".join([*(_q(c) for c in entity_cols), *final])
+    select = ", ".join([*(f"s.{_q(c)}" for c in entity_cols), *final])
     last = f"s{len(plan.views)}"
-    query = f"WITH {', '.join(steps)} SELECT {select} FROM {last} ORDER BY {_ROW}"
+    query = (
+        f"WITH {', '.join(steps)} SELECT {select} FROM {last} s {' '.join(gathers)} "
+        f"ORDER BY s.{_ROW}"
+    )
     return query, sources
 
 
@@ -174,9 +209,9 @@ def training_set(
     check_entities(table, plan, timestamp_field)
     entity_cols = table.column_names
     table = table.append_column(_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    query, sources = join_sql(ws, plan, entity_cols, timestamp_field)
     con = connect()
     try:
+        query, sources = join_sql(con, ws, plan, entity_cols, timestamp_field)
         con.register("__entities", table)
         batches = list(_batches(con, query, plan, entity_cols))
     finally:

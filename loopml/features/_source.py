@@ -40,10 +40,12 @@ def is_dataset_ref(source: str) -> bool:
 
 @dataclass(frozen=True)
 class ResolvedSource:
-    """SQL text reading the source, and the dataset versions it reads."""
+    """SQL text reading the source, the dataset versions it reads, and (for a dataset
+    reference) the path of the one Parquet file it is."""
 
     sql: str
     versions: tuple[DatasetVersion, ...]
+    parquet: str | None = None
 
 
 def resolve_source(ws: Workspace, source: str, where: str) -> ResolvedSource:
@@ -52,7 +54,7 @@ def resolve_source(ws: Workspace, source: str, where: str) -> ResolvedSource:
         if is_dataset_ref(source):
             dv = resolve(source, workspace=ws)
             path = str(dv.path()).replace("'", "''")
-            return ResolvedSource(f"SELECT * FROM read_parquet('{path}')", (dv,))
+            return ResolvedSource(f"SELECT * FROM read_parquet('{path}')", (dv,), path)
         rendered, versions = render_sql(source, workspace=ws)
     except (NotFound, InvalidInput) as exc:
         raise InvalidInput(f"{where}: source {source!r}: {exc}") from None
@@ -66,6 +68,15 @@ def source_schema(con: duckdb.DuckDBPyConnection, src: ResolvedSource, where: st
     except duckdb.Error as exc:
         raise InvalidInput(f"{where}: the source query fails: {exc}") from None
     return schema
+
+
+def column_types(con: duckdb.DuckDBPyConnection, src: ResolvedSource, where: str) -> dict[str, str]:
+    """The DuckDB type of each column of a resolved source (no rows read)."""
+    try:
+        rel = con.sql(f"SELECT * FROM ({src.sql}) LIMIT 0")
+    except duckdb.Error as exc:
+        raise InvalidInput(f"{where}: the source query fails: {exc}") from None
+    return {name: str(t) for name, t in zip(rel.columns, rel.types, strict=True)}
 
 
 def _is_temporal(t: pa.DataType) -> bool:

@@ -149,3 +149,20 @@ def test_entity_rows_from_a_dataset_and_bad_entity_rows(fs_ws: Workspace) -> Non
         features.training_set(entities, ["a:b:c"], workspace=fs_ws)
     with pytest.raises(InvalidInput, match="entity_df must be"):
         features.training_set([1, 2], feats, workspace=fs_ws)
+
+
+def test_naive_and_aware_timestamps_meet_in_utc(sqlite_ws: Workspace) -> None:
+    rows = feature_rows()
+    naive = rows.assign(event_timestamp=rows["event_timestamp"].dt.tz_localize(None))
+    data.ingest(naive, name="spend", workspace=sqlite_ws)
+    features.apply([CUSTOMER, spend_view(ttl="7d")], workspace=sqlite_ws)
+    entities = entity_rows()  # tz-aware
+    got = features.training_set(entities, ["spend_stats:spend"], workspace=sqlite_ws).to_pandas()
+    want = reference(entities, rows, ["spend"], timedelta(days=7))
+    assert np.allclose(got["spend"], want["spend"], equal_nan=True)
+    # and naive entity rows against the naive source
+    naive_entities = entities.assign(
+        event_timestamp=entities["event_timestamp"].dt.tz_localize(None)
+    )
+    again = features.training_set(naive_entities, ["spend_stats:spend"], workspace=sqlite_ws)
+    assert np.allclose(again.to_pandas()["spend"], want["spend"], equal_nan=True)
