@@ -6,8 +6,9 @@ In one invocation this prints:
 
 1. training set: ``loopml.features.training_set`` on all 100,000 entity rows, in a child
    process: the median of 3 calls (each stored as a new dataset version), the child's peak
-   RSS (Linux VmHWM of the whole process, as the peer measures it), rows back, and a check of every value of all 10 features
-   against the pandas ``merge_asof`` reference (rows missing, values wrong);
+   RSS (Linux VmHWM of the whole process, as the peer measures it), rows back, and a
+   check of every value of all 10 features against the pandas ``merge_asof`` reference
+   (rows missing, values wrong);
 2. online: ``materialize`` into SQLite and into Redis (127.0.0.1:6379, a unique key
    prefix, deleted afterwards), then 2,000 in-process ``get_online_features`` calls of
    1 entity x 10 features each, returning a DataFrame and (``to="dict"``, the shape the
