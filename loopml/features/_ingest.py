@@ -103,7 +103,9 @@ class Ingestor:
                 f"feature view {view!r}: its source is SQL; stream into a view whose source "
                 "is a dataset reference (e.g. 'txns@latest')"
             )
-        self.dataset = resolve(source, workspace=ws).name
+        base = resolve(source, workspace=ws)
+        self.dataset = base.name
+        self._kinds = {c.name: _kind(c.arrow_type) for c in base.columns}
         self.keys: list[str] = []
         for entity in self.view.spec["entities"]:
             self.keys += get(ws, "entity", entity).spec["join_keys"]
@@ -146,6 +148,12 @@ class Ingestor:
                 raise InvalidInput(f"event field {self.ts_field!r} is not finite")
             ts_ms = int(ts)
         values = {f: payload.get(f) for f in self.features}
+        for name in [*self.keys, *self.features]:
+            if not _fits(payload.get(name), self._kinds.get(name)):
+                raise InvalidInput(
+                    f"event field {name!r} is {payload.get(name)!r}, which does not fit the "
+                    f"dataset's {self._kinds.get(name)} column"
+                )
         key = encode_key([payload[k] for k in self.keys])
         row = {**{k: payload[k] for k in self.keys}, self.ts_field: ts_ms, **values}
         return Event(key, ts_ms, values, row)
@@ -238,6 +246,34 @@ class Ingestor:
         finally:
             con.close()
         return new
+
+
+def _kind(arrow_type: str) -> str:
+    """The JSON value kind a column of this Arrow type takes."""
+    if arrow_type == "bool":
+        return "boolean"
+    if arrow_type.startswith(("int", "uint")):
+        return "integer"
+    if arrow_type in ("double", "float", "halffloat") or arrow_type.startswith("decimal"):
+        return "number"
+    if arrow_type in ("string", "large_string"):
+        return "string"
+    return "other"
+
+
+def _fits(value: Any, kind: str | None) -> bool:
+    """Whether a JSON value can go into a column of ``kind`` (null always can)."""
+    if value is None or kind in (None, "other"):
+        return True
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind == "integer":
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if kind == "number":
+        return isinstance(value, int | float)
+    return isinstance(value, str)
 
 
 def _conform(frame: pd.DataFrame, schema: pa.Schema, ts_field: str) -> pa.Table:

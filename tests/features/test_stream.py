@@ -86,7 +86,10 @@ def kill_midway_and_restart(
 ) -> tuple[int, pd.DataFrame]:
     producer = threading.Thread(target=produce)
     first = consumer(home, *args)
-    producer.start()
+    assert first.stdout is not None
+    assert "consuming" in first.stdout.readline()  # up; it joins the group right after
+    time.sleep(1.0)
+    producer.start()  # ~3 s of events, so the kill lands mid-stream
     deadline = time.monotonic() + 90
     while online_count(home) < N_EVENTS // 3:
         assert first.poll() is None, first.communicate()
@@ -132,7 +135,7 @@ def test_redis_stream_restart_loses_and_duplicates_nothing(
             for i in range(start, min(start + 50, N_EVENTS)):
                 pipe.xadd(stream, {"data": event_json(event(i))})
             pipe.execute()
-            time.sleep(0.02)
+            time.sleep(0.1)
 
     online, offline = kill_midway_and_restart(home, produce, ["--stream", stream])
     check_counts(online, offline)
@@ -163,7 +166,7 @@ def test_nats_jetstream_restart_loses_and_duplicates_nothing(tmp_path: Path, nat
                     for i in range(start, min(start + 50, N_EVENTS))
                 )
             )
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)
         await nc.close()
 
     async def delete() -> None:
@@ -197,11 +200,15 @@ def test_ingestor_rejects_bad_events_and_skips_rows_it_has(fs_ws: Workspace) -> 
     store = SqliteOnlineStore(fs_ws.settings.state_dir / "stream.db")
     ing = Ingestor(fs_ws, "spend_stats", store, batch_rows=10, flush_interval=60)
     good = {"customer_id": 500, "event_timestamp": 1_700_000_000_000, "spend": 1.0, "visits": 2}
+    wrong_type = {**good, "customer_id": 501, "visits": "many"}
     ing.add(
         [event_json(good), b"not json", b"[1]", event_json({"customer_id": 1}), event_json(good)],
         [0] * 5,
     )
-    assert ing.stats.events == 2 and ing.stats.rejected == 3
+    ing.add([event_json(wrong_type)], [0])
+    assert "event field 'visits' is 'many'" in ing.stats.last_error
+    ing.add([event_json({"customer_id": 1})], [0])
+    assert ing.stats.events == 2 and ing.stats.rejected == 5
     assert "has no 'event_timestamp'" in ing.stats.last_error
     assert not ing.due()  # 2 of 10 buffered, interval not reached
     assert ing.flush() == 1  # the same event twice is one row
