@@ -42,6 +42,7 @@ bench: $(VENV)/.installed-dev  ## side-by-side benchmarks against the peers (see
 	$(BIN)/python benchmarks/serving.py --soak
 	$(BIN)/python benchmarks/drift.py
 	$(BIN)/python benchmarks/automl.py
+	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/server.py
 
 clean:

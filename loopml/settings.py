@@ -81,6 +81,9 @@ class Settings(BaseSettings):
         local store (the same API and CLI, over HTTP).
     tracking_token : the API token for that server (default: the one ``loopml login`` saved).
     project : the project new experiments, models and datasets go to on a server.
+    online_store : where online features live: ``sqlite`` (a file in ``.loopml/``),
+        ``sqlite:///path/online.db``, or ``redis://host:port/db``.
+    online_key_prefix : the prefix of every key loopml writes to a Redis online store.
     """
 
     model_config = SettingsConfigDict(env_prefix="LOOPML_", extra="forbid")
@@ -94,6 +97,8 @@ class Settings(BaseSettings):
     tracking_uri: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
     tracking_token: str | None = None
     project: str = Field(default="default", min_length=1, max_length=256)
+    online_store: str = Field(default="sqlite", pattern=r"^(sqlite(:///\S+)?|rediss?://\S+)$")
+    online_key_prefix: str = Field(default="loopml:", max_length=128)
 
     @classmethod
     def settings_customise_sources(

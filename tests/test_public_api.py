@@ -26,6 +26,7 @@ EXPECTED = {
     "delete_alias",
     "drift_report",
     "errors",
+    "features",
     "get_metric_history",
     "get_model_version",
     "get_run",

@@ -16,6 +16,7 @@ from loopml.cli import (
     data,
     deploy,
     experiments,
+    features,
     loop,
     models,
     monitor,
@@ -73,6 +74,7 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
+app.add_typer(features.app, name="features")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(predictions.app, name="predictions")
 app.add_typer(monitor.app, name="monitor")

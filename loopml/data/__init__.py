@@ -37,7 +37,7 @@ from loopml.data._drift_checks import MeanWithin, NoNewCategories, QuantileWithi
 from loopml.data._profile import profile_table
 from loopml.data._report_html import CheckResult, ValidationReport
 from loopml.data._sources import SQL
-from loopml.data._sql import sql
+from loopml.data._sql import render_sql, sql
 from loopml.data._suggest import suggest_suite
 from loopml.data._suite import Suite
 from loopml.data._validate import Validation, get_report, load_suite, validate
@@ -98,6 +98,7 @@ __all__ = [
     "list_datasets",
     "list_versions",
     "profile_table",
+    "render_sql",
     "resolve",
     "set_alias",
     "sql",

@@ -8,11 +8,25 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from loopml.data._datasets import resolve
+from loopml.data._datasets import DatasetVersion, resolve
 from loopml.errors import InvalidInput
 from loopml.store import Workspace, default_workspace
 
 _REF = re.compile(r"\{([^{}]+)\}")
+
+
+def render_sql(query: str, *, workspace: Workspace) -> tuple[str, list[DatasetVersion]]:
+    """``query`` with each ``{name@version}`` replaced by a DuckDB read of that version's
+    Parquet, and the versions it names (in order of appearance)."""
+    versions: list[DatasetVersion] = []
+
+    def table_for(match: re.Match[str]) -> str:
+        dv = resolve(match.group(1).strip(), workspace=workspace)
+        versions.append(dv)
+        path = str(dv.path()).replace("'", "''")
+        return f"read_parquet('{path}')"
+
+    return _REF.sub(table_for, query), versions
 
 
 def sql(
@@ -27,12 +41,7 @@ def sql(
     ws = workspace or default_workspace()
     if not isinstance(query, str) or not query.strip():
         raise InvalidInput("sql: the query is empty")
-
-    def table_for(match: re.Match[str]) -> str:
-        path = str(resolve(match.group(1).strip(), workspace=ws).path()).replace("'", "''")
-        return f"read_parquet('{path}')"
-
-    rendered = _REF.sub(table_for, query)
+    rendered, _ = render_sql(query, workspace=ws)
     con = duckdb.connect()
     try:
         result = con.sql(rendered)

@@ -1,6 +1,7 @@
 """The Starlette app: routes per protocol, the direct path for predictions, ``create_app``.
 
-Routes: loopml's ``/v1`` API, the Open Inference Protocol (``/v2``), MLflow's
+Routes: loopml's ``/v1`` API (with ``/v1/features``, online feature lookups), the Open
+Inference Protocol (``/v2``), MLflow's
 ``/invocations``, health probes, Prometheus ``/metrics`` and ``/openapi.json``. Every
 request error is a 4xx JSON body ``{"error": "..."}`` naming what is wrong.
 """
@@ -33,6 +34,7 @@ from loopml.serving._codec import (
 from loopml.serving._codec import parse_v1 as _parse_v1
 from loopml.serving._codec import to_list as _to_list
 from loopml.serving._deployments import Deployment
+from loopml.serving._features import features_route
 from loopml.serving._metrics import CONTENT_TYPE, ServingMetrics
 from loopml.serving._openapi import openapi_spec
 from loopml.serving._pool import (
@@ -264,6 +266,12 @@ def _routes(server: ModelServer) -> list[Route]:
         except LoopmlError as exc:
             return error_response(exc)
 
+    async def online_features(request: Request) -> Response:
+        try:
+            return await features_route(server, request)
+        except LoopmlError as exc:
+            return error_response(exc)
+
     async def v2_server(request: Request) -> Response:
         return json_response({"name": "loopml", "version": __version__, "extensions": []})
 
@@ -339,6 +347,7 @@ def _routes(server: ModelServer) -> list[Route]:
         Route("/v1/models", list_models),
         Route("/v1/models/{name}", model_info),
         Route("/v1/feedback", feedback, methods=["POST"]),
+        Route("/v1/features", online_features, methods=["POST"]),
         Route("/v2", v2_server),
         Route("/v2/health/live", v2_live),
         Route("/v2/health/ready", v2_ready),

@@ -138,6 +138,41 @@ def openapi_spec(endpoints: dict[str, Endpoint]) -> dict[str, Any]:
                     "responses": _responses(*errors),
                 }
             },
+            "/v1/features": {
+                "post": {
+                    "summary": "Online feature values for entity keys",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "features": {
+                                            "oneOf": [
+                                                {"type": "string"},
+                                                {
+                                                    "type": "array",
+                                                    "items": {"type": "string"},
+                                                    "minItems": 1,
+                                                },
+                                            ]
+                                        },
+                                        "entities": {
+                                            "type": "array",
+                                            "items": {"type": "object"},
+                                            "minItems": 1,
+                                        },
+                                        "at": {"type": "string"},
+                                    },
+                                    "required": ["features", "entities"],
+                                }
+                            }
+                        },
+                    },
+                    "responses": _responses("400", "404", "413", "415", "422"),
+                }
+            },
             "/v1/feedback": {
                 "post": {
                     "summary": "Ground-truth labels for earlier predictions",

@@ -427,3 +427,28 @@ schedule_slots = sa.Table(
     sa.Column("claimed_at", sa.BigInteger, nullable=False),
     sa.Column("pipeline_run_id", RUN_ID),
 )
+
+# The feature store: every version of every definition (entity, feature view, on-demand
+# view, feature service) as a JSON spec, and per online store how far each view has been
+# materialized (its watermark: the newest source timestamp written, ms since epoch).
+feature_definitions = sa.Table(
+    "feature_definitions",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("spec_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+feature_watermarks = sa.Table(
+    "feature_watermarks",
+    metadata,
+    sa.Column("view", NAME, primary_key=True),
+    sa.Column("store", sa.String(512), primary_key=True),  # the online store's identity
+    sa.Column("view_version", sa.Integer, nullable=False),
+    sa.Column("watermark", sa.BigInteger, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
