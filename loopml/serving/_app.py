@@ -231,7 +231,10 @@ class ModelServer:
         parse: Callable[[bytes, str, ServedModel], tuple[Parsed, bool, str | None]],
         render: Callable[[ServedModel, str, Outcome, Parsed], Any],
     ) -> Response:
-        """Read, parse, route, batch, answer — the path every prediction protocol shares."""
+        """Read, parse, route, batch, answer — the path every prediction protocol shares.
+
+        ``render`` returns a JSON-ready body, or a finished :class:`Response`.
+        """
         start = time.perf_counter()
         request_id = request.headers.get("x-request-id") or self._new_id()
         try:
@@ -242,14 +245,16 @@ class ModelServer:
         try:
             served, outcome, parsed = await self._predict(request, endpoint, parse, request_id)
             body = render(served, request_id, outcome, parsed)
-            response = json_response(
-                body,
-                headers={
-                    "X-Request-Id": request_id,
-                    "X-Model-Name": served.name,
-                    "X-Model-Version": str(served.version),
-                },
-            )
+            headers = {
+                "X-Request-Id": request_id,
+                "X-Model-Name": served.name,
+                "X-Model-Version": str(served.version),
+            }
+            if isinstance(body, Response):  # a protocol's own body (V2 binary outputs)
+                response = body
+                response.headers.update(headers)
+            else:
+                response = json_response(body, headers=headers)
         except (LoopmlError, TimeoutError, ValueError, TypeError) as exc:
             response = error_response(exc, request_id)
             if self.logger is not None:  # what a monitor's error_rate counts

@@ -27,6 +27,7 @@ from loopml.serving._batcher import Outcome
 from loopml.serving._codec import (
     Parsed,
     UnsupportedMediaType,
+    dumps,
     loads,
     media_type,
 )
@@ -43,7 +44,9 @@ from loopml.serving._pool import (
     ServedModel,
 )
 from loopml.serving._predlog import PredictionLogger
-from loopml.serving._protocols import parse_mlflow, parse_v2, render_v2, v2_metadata
+from loopml.serving._protocols import V2Request, parse_mlflow, parse_v2, render_v2, v2_metadata
+from loopml.serving._v2binary import HEADER as V2_HEADER
+from loopml.serving._v2binary import decompress
 from loopml.store import Workspace
 
 
@@ -265,7 +268,9 @@ def _routes(server: ModelServer) -> list[Route]:
             return error_response(exc)
 
     async def v2_server(request: Request) -> Response:
-        return json_response({"name": "loopml", "version": __version__, "extensions": []})
+        return json_response(
+            {"name": "loopml", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     async def v2_live(request: Request) -> Response:
         return json_response({"live": True})
@@ -281,7 +286,8 @@ def _routes(server: ModelServer) -> list[Route]:
         except LoopmlError as exc:
             return error_response(exc)
         versions = [s.current.version for _, s in endpoint.slots() if s.current is not None]
-        return json_response(v2_metadata(endpoint.name, versions, served.loaded.signature))
+        signature = served.loaded.signature
+        return json_response(v2_metadata(endpoint.name, versions, signature, served.has_proba))
 
     async def v2_model_ready(request: Request) -> Response:
         try:
@@ -292,20 +298,33 @@ def _routes(server: ModelServer) -> list[Route]:
         return json_response({"name": endpoint.name, "ready": ready}, 200 if ready else 503)
 
     async def v2_infer(request: Request) -> Response:
-        ids: dict[str, str | None] = {}
+        asked: dict[str, V2Request] = {}
+        header = request.headers.get(V2_HEADER)
+        encoding = request.headers.get("content-encoding")
 
         def parse(body: bytes, media: str, served: ServedModel) -> tuple[Parsed, bool, str | None]:
-            parsed, proba, given = parse_v2(body, media, served.loaded.signature)
-            ids["id"] = given
-            return parsed, proba, _sticky(parsed, endpoint_key(request))
+            body = decompress(body, encoding, server.limit)
+            v2 = parse_v2(body, media, served.loaded.signature, header)
+            asked["request"] = v2
+            return v2.parsed, v2.proba, _sticky(v2.parsed, endpoint_key(request))
 
         def render(served: ServedModel, request_id: str, outcome: Outcome, _: Parsed) -> Any:
-            return render_v2(
+            v2 = asked["request"]
+            body, chunks = render_v2(
                 served.name,
                 served.version,
-                ids.get("id") or request_id,
+                v2.id or request_id,
                 outcome.predictions,
                 outcome.probabilities,
+                v2,
+            )
+            if not chunks:
+                return body
+            head = dumps(body)
+            return Response(
+                b"".join([head, *chunks]),
+                headers={"Inference-Header-Content-Length": str(len(head))},
+                media_type="application/octet-stream",
             )
 
         return await server.predict(request, request.path_params["name"], parse, render)
