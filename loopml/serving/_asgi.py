@@ -153,6 +153,7 @@ def create_app(
             await server.stop()
             if active_logger is not None:
                 await asyncio.to_thread(active_logger.close)
+            metrics.close()
 
     middleware = [Middleware(BearerAuth, token=config.token)] if config.token else []
     app = _ServingApp(routes=routes, middleware=middleware, lifespan=lifespan)
