@@ -140,9 +140,7 @@ def test_two_workers_metrics_sum_over_processes(churn_ws: Workspace) -> None:
         sent = 0
         # a new connection per request; keep going until both workers have answered
         while sent < 40 or (len(processes) < 2 and sent < 400):
-            r = httpx.post(
-                f"{url}/v1/models/churn/predict", json=[{"a": 1.0, "b": 0.0, "c": 0.0}]
-            )
+            r = httpx.post(f"{url}/v1/models/churn/predict", json=[{"a": 1.0, "b": 0.0, "c": 0.0}])
             assert r.status_code == 200, r.text
             processes.add(r.headers["x-request-id"][:12])
             sent += 1
