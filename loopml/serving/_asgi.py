@@ -21,7 +21,13 @@ from starlette.routing import Route
 
 from loopml._version import __version__
 from loopml.errors import InvalidInput, LoopmlError
-from loopml.serving._app import ModelServer, build_endpoints, error_response, json_response
+from loopml.serving._app import (
+    ModelServer,
+    build_endpoints,
+    error_response,
+    json_response,
+    log,
+)
 from loopml.serving._auth import BearerAuth
 from loopml.serving._batcher import Outcome
 from loopml.serving._codec import (
@@ -33,6 +39,7 @@ from loopml.serving._codec import (
 )
 from loopml.serving._codec import parse_v1 as _parse_v1
 from loopml.serving._codec import to_list as _to_list
+from loopml.serving._compact import compact_predictions
 from loopml.serving._deployments import Deployment
 from loopml.serving._metrics import CONTENT_TYPE, ServingMetrics
 from loopml.serving._openapi import openapi_spec
@@ -95,6 +102,15 @@ def _render_mlflow(served: ServedModel, request_id: str, outcome: Outcome, _: Pa
     return {"predictions": _to_list(outcome.predictions)}
 
 
+def _compact_closed(ws: Workspace, deployment: str, before: int) -> None:
+    """Compact a deployment's hours that closed before ``before`` (from the logger)."""
+    result = compact_predictions(ws, deployment, before=before)
+    if result.hours:
+        log.info(
+            "%s: compacted %d log files into %d", deployment, result.files_before, result.hours
+        )
+
+
 def create_app(
     ws: Workspace,
     models: Sequence[str] = (),
@@ -132,7 +148,7 @@ def create_app(
     config = config or ServeConfig()
     endpoints = build_endpoints(ws, models, deployments)
     if logger is True:
-        logger = PredictionLogger(ws)
+        logger = PredictionLogger(ws, on_hour_closed=functools.partial(_compact_closed, ws))
     active_logger: PredictionLog | None = logger or None
     metrics = ServingMetrics(
         None if active_logger is None else (lambda: float(active_logger.dropped))

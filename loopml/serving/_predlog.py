@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,6 +42,10 @@ class _Entry:
     ts: int
     rows: int
     payload: tuple[Any, ...]
+
+
+def _hour_of(ts: int) -> int:
+    return ts - ts % HOUR_MS
 
 
 def _repeat(value: Any, n: int, type_: pa.DataType) -> pa.Array:
@@ -151,6 +155,10 @@ class PredictionLogger:
     max_buffer_rows : rows held in memory at most (buffered plus being written); rows that
         would exceed it are dropped and counted in :attr:`dropped`.
     flush_interval : seconds between background flushes.
+    on_hour_closed : called from the background thread as ``on_hour_closed(deployment,
+        hour_start_ms)`` for each deployment this logger wrote, once an hour has closed
+        (``create_app`` passes one that compacts that deployment's closed hours). Its
+        errors are reported, never raised.
 
     Attributes
     ----------
@@ -168,7 +176,12 @@ class PredictionLogger:
     """
 
     def __init__(
-        self, ws: Workspace, *, max_buffer_rows: int = 100_000, flush_interval: float = 2.0
+        self,
+        ws: Workspace,
+        *,
+        max_buffer_rows: int = 100_000,
+        flush_interval: float = 2.0,
+        on_hour_closed: Callable[[str, int], object] | None = None,
     ) -> None:
         if isinstance(max_buffer_rows, bool) or not isinstance(max_buffer_rows, int):
             raise InvalidInput(f"max_buffer_rows must be an int, not {max_buffer_rows!r}")
@@ -190,6 +203,9 @@ class PredictionLogger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.on_hour_closed = on_hour_closed
+        self._hour = _hour_of(now_ms())  # the hour the logger last saw open
+        self._deployments: set[str] = set()
 
     def __repr__(self) -> str:
         return (
@@ -287,6 +303,21 @@ class PredictionLogger:
     def _run(self) -> None:
         while not self._stop.wait(self.flush_interval):
             self.flush()
+            self.hour_check()
+
+    def hour_check(self, now: int | None = None) -> bool:
+        """Call ``on_hour_closed`` if an hour has closed since the last check (the
+        background thread checks after each flush); return whether it was called."""
+        hour = _hour_of(now_ms() if now is None else now)
+        if hour <= self._hour or self.on_hour_closed is None:
+            return False
+        self._hour = hour
+        for deployment in sorted(self._deployments):
+            try:
+                self.on_hour_closed(deployment, hour)
+            except Exception as exc:  # a failed compaction must not stop the logging
+                self._report(f"{deployment}: after the hour closed: {exc}")
+        return True
 
     def flush(self) -> int:
         """Write everything buffered now; return the rows written.
@@ -303,6 +334,7 @@ class PredictionLogger:
             for e in batch:
                 groups.setdefault((e.deployment, e.kind, e.ts - e.ts % HOUR_MS), []).append(e)
             written, retry, lost = 0, [], 0
+            self._deployments.update(deployment for deployment, _, _ in groups)
             for (deployment, kind, hour), entries in groups.items():
                 pieces = self._convert(entries)
                 converted = [e for _, part in pieces for e in part]
