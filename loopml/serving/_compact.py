@@ -156,7 +156,11 @@ def _compact_hour(
         return result
     name = _hour_name(kind, hour)
     cache = cache_dir(ws)
-    tables = [pq.read_table(ws.blobs.local_path(p.digest, cache)) for p in parts]
+    try:
+        tables = [pq.read_table(ws.blobs.local_path(p.digest, cache)) for p in parts]
+    except (NotFound, FileNotFoundError):  # deleted by a compaction that swapped first
+        skipped = f"{name}: its files changed while being read (another compaction)"
+        return dataclasses.replace(result, skipped=(*result.skipped, skipped))
     try:
         table = pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:

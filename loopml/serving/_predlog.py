@@ -155,7 +155,7 @@ class PredictionLogger:
     max_buffer_rows : rows held in memory at most (buffered plus being written); rows that
         would exceed it are dropped and counted in :attr:`dropped`.
     flush_interval : seconds between background flushes.
-    on_hour_closed : called from the background thread as ``on_hour_closed(deployment,
+    on_hour_closed : called (in a thread of its own) as ``on_hour_closed(deployment,
         hour_start_ms)`` for each deployment this logger wrote, once an hour has closed
         (``create_app`` passes one that compacts that deployment's closed hours). Its
         errors are reported, never raised.
@@ -206,6 +206,7 @@ class PredictionLogger:
         self.on_hour_closed = on_hour_closed
         self._hour = _hour_of(now_ms())  # the hour the logger last saw open
         self._deployments: set[str] = set()
+        self._hook: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return (
@@ -305,19 +306,28 @@ class PredictionLogger:
             self.flush()
             self.hour_check()
 
-    def hour_check(self, now: int | None = None) -> bool:
-        """Call ``on_hour_closed`` if an hour has closed since the last check (the
-        background thread checks after each flush); return whether it was called."""
+    def hour_check(self, now: int | None = None) -> threading.Thread | None:
+        """Once an hour has closed since the last check, call ``on_hour_closed`` for each
+        deployment written, in a thread of its own (so flushes go on meanwhile); return
+        that thread, or None. The background thread checks after each flush."""
         hour = _hour_of(now_ms() if now is None else now)
         if hour <= self._hour or self.on_hour_closed is None:
-            return False
+            return None
         self._hour = hour
-        for deployment in sorted(self._deployments):
-            try:
-                self.on_hour_closed(deployment, hour)
-            except Exception as exc:  # a failed compaction must not stop the logging
-                self._report(f"{deployment}: after the hour closed: {exc}")
-        return True
+        if self._hook is not None and self._hook.is_alive():
+            return None  # still busy with an earlier hour; the next check covers this one
+        hook, deployments = self.on_hour_closed, sorted(self._deployments)
+
+        def run() -> None:
+            for deployment in deployments:
+                try:
+                    hook(deployment, hour)
+                except Exception as exc:  # a failed compaction must not stop the logging
+                    self._report(f"{deployment}: after the hour closed: {exc}")
+
+        self._hook = threading.Thread(target=run, name="loopml-prediction-log-hour", daemon=True)
+        self._hook.start()
+        return self._hook
 
     def flush(self) -> int:
         """Write everything buffered now; return the rows written.
@@ -411,6 +421,8 @@ class PredictionLogger:
         if thread is not None:
             thread.join()
         self.flush()
+        if self._hook is not None:
+            self._hook.join()
 
 
 __all__ = ["HOUR_MS", "TS_TYPE", "Kind", "PredictionLogger"]

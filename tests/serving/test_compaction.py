@@ -200,15 +200,17 @@ def test_logger_compacts_closed_hours(ws: Workspace, monkeypatch: pytest.MonkeyP
             _log(lg, [f"r{i}"])
             _log(lg, [f"s{i}"], deployment="other")
             lg.flush()
-        assert not lg.hour_check(TEN + HOUR_MS - 1)  # still hour 10: nothing happens
+        assert lg.hour_check(TEN + HOUR_MS - 1) is None  # still hour 10: nothing happens
         assert len(_files(ws)) == 3
-        assert lg.hour_check(TEN + HOUR_MS + 1)
+        hook = lg.hour_check(TEN + HOUR_MS + 1)
+        assert hook is not None
+        hook.join()
         assert calls == [("churn", TEN + HOUR_MS), ("other", TEN + HOUR_MS)]
         assert _files(ws) == [("predictions", TEN)] and _files(ws, "other") == [
             ("predictions", TEN)
         ]
         assert read_predictions(ws, "churn").column("request_id").to_pylist() == ["r0", "r1", "r2"]
-        assert not lg.hour_check(TEN + HOUR_MS + 2)  # once per hour
+        assert lg.hour_check(TEN + HOUR_MS + 2) is None  # once per hour
     finally:
         lg.close()
 
@@ -220,7 +222,9 @@ def test_a_failing_hook_is_reported_not_raised(ws: Workspace) -> None:
     lg = PredictionLogger(ws, flush_interval=3600, on_hour_closed=broken)
     _log(lg, ["a"])
     lg.flush()
-    assert lg.hour_check(lg._hour + HOUR_MS)
+    hook = lg.hour_check(lg._hour + HOUR_MS)
+    assert hook is not None
+    hook.join()
     assert lg.last_error is not None and "disk full" in lg.last_error
     lg.close()
 
