@@ -1,7 +1,8 @@
 """The wire protocols besides loopml's own: Open Inference (KServe V2) and MLflow's.
 
-Each ``parse_*`` returns what :meth:`InputSchema.prepare` reads plus whether class
-probabilities were asked for; each ``render_*`` builds the response body.
+Each ``parse_*`` returns what :meth:`InputSchema.prepare` reads (``parse_v2`` in a
+:class:`V2Request`, with the outputs asked for); each ``render_*`` builds the response body.
+The V2 binary tensor extension's byte layout is in :mod:`loopml.serving._v2binary`.
 """
 
 from __future__ import annotations
