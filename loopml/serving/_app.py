@@ -212,6 +212,25 @@ class ModelServer:
             raise NotFound(f"no model or deployment {name!r} is served here; served: {served}")
         return endpoint
 
+    def slot(self, endpoint: Endpoint, version: str) -> Slot:
+        """The slot of ``endpoint`` serving model version ``version`` now.
+
+        Raises
+        ------
+        NotFound
+            No slot serves that version.
+        """
+        served = []
+        for _, slot in endpoint.slots():
+            if slot.current is not None:
+                if str(slot.current.version) == version:
+                    return slot
+                served.append(str(slot.current.version))
+        raise NotFound(
+            f"{endpoint.name} has no version {version!r} loaded here; it serves "
+            f"{', '.join(served) or 'none yet'}"
+        )
+
     async def body(self, request: Request) -> bytes:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
@@ -230,10 +249,12 @@ class ModelServer:
         name: str,
         parse: Callable[[bytes, str, ServedModel], tuple[Parsed, bool, str | None]],
         render: Callable[[ServedModel, str, Outcome, Parsed], Any],
+        version: str | None = None,
     ) -> Response:
         """Read, parse, route, batch, answer — the path every prediction protocol shares.
 
-        ``render`` returns a JSON-ready body, or a finished :class:`Response`.
+        ``render`` returns a JSON-ready body, or a finished :class:`Response`. A ``version``
+        sends the request to the slot serving that version instead of the traffic policy.
         """
         start = time.perf_counter()
         request_id = request.headers.get("x-request-id") or self._new_id()
@@ -243,7 +264,9 @@ class ModelServer:
             self.metrics.request("_unknown", 404, time.perf_counter() - start)
             return error_response(exc, request_id)
         try:
-            served, outcome, parsed = await self._predict(request, endpoint, parse, request_id)
+            served, outcome, parsed = await self._predict(
+                request, endpoint, parse, request_id, version
+            )
             body = render(served, request_id, outcome, parsed)
             headers = {
                 "X-Request-Id": request_id,
@@ -268,6 +291,7 @@ class ModelServer:
         endpoint: Endpoint,
         parse: Callable[[bytes, str, ServedModel], tuple[Parsed, bool, str | None]],
         request_id: str,
+        version: str | None = None,
     ) -> tuple[ServedModel, Outcome, Parsed]:
         endpoint.arrivals.expect()
         queued = False
@@ -282,7 +306,7 @@ class ModelServer:
                 parsed, proba, key = parse(body, media, primary)
             key = request.headers.get("x-request-key") or key
             for _ in range(_RETRIES):
-                slot, _ = endpoint.choose(key)
+                slot = endpoint.choose(key)[0] if version is None else self.slot(endpoint, version)
                 served = self._current(slot)
                 if proba and not served.has_proba:
                     raise InvalidInput(
@@ -303,7 +327,7 @@ class ModelServer:
         finally:
             if not queued:
                 endpoint.arrivals.arrived()
-        if endpoint.policy == "shadow" and endpoint.candidate is not None:
+        if endpoint.policy == "shadow" and endpoint.candidate is not None and version is None:
             self._shadow(endpoint, parsed, request_id)
         deadline = asyncio.get_running_loop().time() + self.config.timeout_s
         self._deadlines.append((deadline, weakref.ref(future)))

@@ -297,18 +297,24 @@ def _routes(server: ModelServer) -> list[Route]:
         return json_response({"ready": ready}, 200 if ready else 503)
 
     async def v2_model(request: Request) -> Response:
+        version = request.path_params.get("version")
         try:
             endpoint = server.endpoint(request.path_params["name"])
-            served = server._current(endpoint.primary)
+            slot = endpoint.primary if version is None else server.slot(endpoint, version)
+            served = server._current(slot)
         except LoopmlError as exc:
             return error_response(exc)
         versions = [s.current.version for _, s in endpoint.slots() if s.current is not None]
+        if version is not None:
+            versions = [served.version]
         signature = served.loaded.signature
         return json_response(v2_metadata(endpoint.name, versions, signature, served.has_proba))
 
     async def v2_model_ready(request: Request) -> Response:
         try:
             endpoint = server.endpoint(request.path_params["name"])
+            if "version" in request.path_params:
+                server.slot(endpoint, request.path_params["version"])
         except LoopmlError as exc:
             return error_response(exc)
         ready = endpoint.ready and not server.draining
@@ -344,7 +350,8 @@ def _routes(server: ModelServer) -> list[Route]:
                 media_type="application/octet-stream",
             )
 
-        return await server.predict(request, request.path_params["name"], parse, render)
+        name, version = request.path_params["name"], request.path_params.get("version")
+        return await server.predict(request, name, parse, render, version)
 
     async def invocations(request: Request) -> Response:
         name = _query(request, "model")
@@ -380,6 +387,9 @@ def _routes(server: ModelServer) -> list[Route]:
         Route("/v2/health/ready", v2_ready),
         Route("/v2/models/{name}", v2_model),
         Route("/v2/models/{name}/ready", v2_model_ready),
+        Route("/v2/models/{name}/versions/{version}", v2_model),
+        Route("/v2/models/{name}/versions/{version}/ready", v2_model_ready),
+        Route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
     ]
 
 

@@ -76,7 +76,7 @@ def test_tritonclient_columns_and_outputs(client, hgb, binary: bool) -> None:
         triton.InferRequestedOutput("predict", binary_data=binary),
         triton.InferRequestedOutput("predict_proba", binary_data=binary),
     ]
-    result = client.infer("churn", inputs, outputs=outputs, request_id="r-1")
+    result = client.infer("churn", inputs, outputs=outputs, request_id="r-1", model_version="1")
     frame = pd.DataFrame(ROWS, columns=FEATURES)
     assert result.as_numpy("predict").tolist() == hgb.predict(frame).tolist()
     assert np.allclose(result.as_numpy("predict_proba"), hgb.predict_proba(frame))
@@ -144,7 +144,8 @@ def test_integer_widths_decode(client, datatype: str, dtype: type) -> None:
 
 def test_tritonclient_health_metadata_and_errors(client) -> None:
     assert client.is_server_live() and client.is_server_ready()
-    assert client.is_model_ready("churn")
+    assert client.is_model_ready("churn") and client.is_model_ready("churn", "1")
+    assert not client.is_model_ready("churn", "9")
     meta = client.get_server_metadata()
     assert meta["name"] == "loopml" and "binary_tensor_data" in meta["extensions"]
     model = client.get_model_metadata("churn")

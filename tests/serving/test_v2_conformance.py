@@ -105,3 +105,20 @@ def test_errors_have_the_v2_error_shape(
     assert r.status_code == status, r.text
     body = r.json()
     assert set(body) == {"error"} and word in body["error"]
+
+
+def test_versioned_routes(client: TestClient) -> None:
+    meta = client.get("/v2/models/churn/versions/1")
+    assert meta.status_code == 200 and meta.json()["versions"] == ["1"]
+    assert client.get("/v2/models/churn/versions/1/ready").json()["ready"] is True
+    inputs = [{"name": n, "shape": [1], "datatype": "FP64", "data": [1.0]} for n in FEATURES]
+    r = client.post("/v2/models/churn/versions/1/infer", json={"inputs": inputs})
+    assert r.status_code == 200 and r.json()["model_version"] == "1"
+    for method, path in [
+        ("GET", "/v2/models/churn/versions/7"),
+        ("GET", "/v2/models/churn/versions/7/ready"),
+        ("POST", "/v2/models/churn/versions/7/infer"),
+    ]:
+        r = client.request(method, path, json={"inputs": inputs})
+        assert r.status_code == 404, (path, r.text)
+        assert "version '7'" in r.json()["error"] and "serves 1" in r.json()["error"]
