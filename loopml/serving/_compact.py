@@ -218,10 +218,4 @@ def _delete_unreferenced(ws: Workspace, digests: set[str]) -> None:
         ws.blobs.delete(digest)
 
 
-def closed_hours_before(now: int | None = None) -> int:
-    """The start of the current hour (ms): every hour before it is closed."""
-    now = now_ms() if now is None else now
-    return now - now % HOUR_MS
-
-
-__all__ = ["CompactionResult", "closed_hours_before", "compact_predictions"]
+__all__ = ["CompactionResult", "compact_predictions"]
