@@ -1,4 +1,5 @@
-"""``loopml predictions tail|export``: read a deployment's prediction log back."""
+"""``loopml predictions tail|export|compact``: read a deployment's prediction log back, and
+compact its hourly partitions."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loopml.cli._common import console, number, open_workspace, table
 from loopml.errors import InvalidInput, NotFound
-from loopml.serving import labelled_predictions, read_predictions
+from loopml.serving import compact_predictions, labelled_predictions, read_predictions
 
-app = typer.Typer(help="Read logged predictions back (with feedback labels).", no_args_is_help=True)
+app = typer.Typer(
+    help="Read logged predictions back (with feedback labels); compact the log.",
+    no_args_is_help=True,
+)
 
 _SINCE = "Start: ISO time (2026-05-01T12:00) or a duration back from now (15m, 2h, 7d)."
 _BASE = ("ts", "request_id", "role", "version", "prediction", "latency_ms")
@@ -93,3 +98,50 @@ def export(
             data = data.set_column(i, data.schema[i].name, pa.nulls(data.num_rows, pa.string()))
     _write(data, output.expanduser())
     console.print(f"wrote {data.num_rows} rows to {output}")
+
+
+@app.command("compact")
+def compact(
+    ctx: typer.Context,
+    deployment: str = typer.Argument(..., help="Deployment (or served model) name."),
+    kind: list[str] = typer.Option(
+        None, "--kind", help="predictions, feedback or errors (repeatable); default all."
+    ),
+    before: str = typer.Option(
+        None, help="Only hours that ended before this time (ISO time or a duration back: 1h)."
+    ),
+    min_files: int = typer.Option(2, help="Compact an hour only if it has this many files."),
+    keep_old: bool = typer.Option(
+        False, "--keep-old", help="Keep the replaced files' blobs instead of deleting them."
+    ),
+) -> None:
+    """Rewrite each hour of DEPLOYMENT's log that has several Parquet files as one file.
+
+    Safe while the server logs and readers read: the index is swapped in one transaction.
+    """
+    ws = open_workspace(ctx)
+    columns = (TextColumn("compacting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("hours", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = compact_predictions(
+            ws,
+            deployment,
+            kinds=kind or None,
+            before=before,
+            min_files=min_files,
+            delete_old=not keep_old,
+            progress=progress,
+        )
+    if result.hours == 0:
+        console.print(f"nothing to compact for {deployment!r}")
+    else:
+        console.print(
+            f"{deployment}: {result.files_before} files in {result.hours} hour partition(s) "
+            f"now {result.files_after} file(s), {result.rows} rows"
+        )
+    for reason in result.skipped:
+        console.print(f"[yellow]skipped[/] {reason}")

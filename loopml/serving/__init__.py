@@ -3,6 +3,7 @@
 from loopml.serving._asgi import create_app
 from loopml.serving._batch import BatchResult, predict_file
 from loopml.serving._batcher import BatchConfig
+from loopml.serving._compact import CompactionResult, compact_predictions
 from loopml.serving._deployments import (
     Deployment,
     delete_deployment,
@@ -25,9 +26,11 @@ from loopml.serving._server import serve
 __all__ = [
     "BatchConfig",
     "BatchResult",
+    "CompactionResult",
     "Deployment",
     "PredictionLogger",
     "ServeConfig",
+    "compact_predictions",
     "create_app",
     "delete_deployment",
     "deploy",

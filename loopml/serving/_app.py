@@ -212,6 +212,25 @@ class ModelServer:
             raise NotFound(f"no model or deployment {name!r} is served here; served: {served}")
         return endpoint
 
+    def slot(self, endpoint: Endpoint, version: str) -> Slot:
+        """The slot of ``endpoint`` serving model version ``version`` now.
+
+        Raises
+        ------
+        NotFound
+            No slot serves that version.
+        """
+        served = []
+        for _, slot in endpoint.slots():
+            if slot.current is not None:
+                if str(slot.current.version) == version:
+                    return slot
+                served.append(str(slot.current.version))
+        raise NotFound(
+            f"{endpoint.name} has no version {version!r} loaded here; it serves "
+            f"{', '.join(served) or 'none yet'}"
+        )
+
     async def body(self, request: Request) -> bytes:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
@@ -230,8 +249,13 @@ class ModelServer:
         name: str,
         parse: Callable[[bytes, str, ServedModel], tuple[Parsed, bool, str | None]],
         render: Callable[[ServedModel, str, Outcome, Parsed], Any],
+        version: str | None = None,
     ) -> Response:
-        """Read, parse, route, batch, answer — the path every prediction protocol shares."""
+        """Read, parse, route, batch, answer — the path every prediction protocol shares.
+
+        ``render`` returns a JSON-ready body, or a finished :class:`Response`. A ``version``
+        sends the request to the slot serving that version instead of the traffic policy.
+        """
         start = time.perf_counter()
         request_id = request.headers.get("x-request-id") or self._new_id()
         try:
@@ -240,16 +264,20 @@ class ModelServer:
             self.metrics.request("_unknown", 404, time.perf_counter() - start)
             return error_response(exc, request_id)
         try:
-            served, outcome, parsed = await self._predict(request, endpoint, parse, request_id)
-            body = render(served, request_id, outcome, parsed)
-            response = json_response(
-                body,
-                headers={
-                    "X-Request-Id": request_id,
-                    "X-Model-Name": served.name,
-                    "X-Model-Version": str(served.version),
-                },
+            served, outcome, parsed = await self._predict(
+                request, endpoint, parse, request_id, version
             )
+            body = render(served, request_id, outcome, parsed)
+            headers = {
+                "X-Request-Id": request_id,
+                "X-Model-Name": served.name,
+                "X-Model-Version": str(served.version),
+            }
+            if isinstance(body, Response):  # a protocol's own body (V2 binary outputs)
+                response = body
+                response.headers.update(headers)
+            else:
+                response = json_response(body, headers=headers)
         except (LoopmlError, TimeoutError, ValueError, TypeError) as exc:
             response = error_response(exc, request_id)
             if self.logger is not None:  # what a monitor's error_rate counts
@@ -263,6 +291,7 @@ class ModelServer:
         endpoint: Endpoint,
         parse: Callable[[bytes, str, ServedModel], tuple[Parsed, bool, str | None]],
         request_id: str,
+        version: str | None = None,
     ) -> tuple[ServedModel, Outcome, Parsed]:
         endpoint.arrivals.expect()
         queued = False
@@ -277,7 +306,7 @@ class ModelServer:
                 parsed, proba, key = parse(body, media, primary)
             key = request.headers.get("x-request-key") or key
             for _ in range(_RETRIES):
-                slot, _ = endpoint.choose(key)
+                slot = endpoint.choose(key)[0] if version is None else self.slot(endpoint, version)
                 served = self._current(slot)
                 if proba and not served.has_proba:
                     raise InvalidInput(
@@ -298,7 +327,7 @@ class ModelServer:
         finally:
             if not queued:
                 endpoint.arrivals.arrived()
-        if endpoint.policy == "shadow" and endpoint.candidate is not None:
+        if endpoint.policy == "shadow" and endpoint.candidate is not None and version is None:
             self._shadow(endpoint, parsed, request_id)
         deadline = asyncio.get_running_loop().time() + self.config.timeout_s
         self._deadlines.append((deadline, weakref.ref(future)))

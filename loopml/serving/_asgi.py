@@ -22,17 +22,25 @@ from starlette.routing import Route
 
 from loopml._version import __version__
 from loopml.errors import InvalidInput, LoopmlError
-from loopml.serving._app import ModelServer, build_endpoints, error_response, json_response
+from loopml.serving._app import (
+    ModelServer,
+    build_endpoints,
+    error_response,
+    json_response,
+    log,
+)
 from loopml.serving._auth import BearerAuth
 from loopml.serving._batcher import Outcome
 from loopml.serving._codec import (
     Parsed,
     UnsupportedMediaType,
+    dumps,
     loads,
     media_type,
 )
 from loopml.serving._codec import parse_v1 as _parse_v1
 from loopml.serving._codec import to_list as _to_list
+from loopml.serving._compact import compact_predictions
 from loopml.serving._deployments import Deployment
 from loopml.serving._features import features_route
 from loopml.serving._metrics import CONTENT_TYPE, ServingMetrics
@@ -45,7 +53,9 @@ from loopml.serving._pool import (
     ServedModel,
 )
 from loopml.serving._predlog import PredictionLogger
-from loopml.serving._protocols import parse_mlflow, parse_v2, render_v2, v2_metadata
+from loopml.serving._protocols import V2Request, parse_mlflow, parse_v2, render_v2, v2_metadata
+from loopml.serving._v2binary import HEADER as V2_HEADER
+from loopml.serving._v2binary import decompress
 from loopml.store import Workspace
 
 
@@ -94,6 +104,15 @@ def _render_mlflow(served: ServedModel, request_id: str, outcome: Outcome, _: Pa
     return {"predictions": _to_list(outcome.predictions)}
 
 
+def _compact_closed(ws: Workspace, deployment: str, before: int) -> None:
+    """Compact a deployment's hours that closed before ``before`` (from the logger)."""
+    result = compact_predictions(ws, deployment, before=before)
+    if result.hours:
+        log.info(
+            "%s: compacted %d log files into %d", deployment, result.files_before, result.hours
+        )
+
+
 def create_app(
     ws: Workspace,
     models: Sequence[str] = (),
@@ -131,7 +150,7 @@ def create_app(
     config = config or ServeConfig()
     endpoints = build_endpoints(ws, models, deployments)
     if logger is True:
-        logger = PredictionLogger(ws)
+        logger = PredictionLogger(ws, on_hour_closed=functools.partial(_compact_closed, ws))
     active_logger: PredictionLog | None = logger or None
     metrics = ServingMetrics(
         None if active_logger is None else (lambda: float(active_logger.dropped))
@@ -152,6 +171,7 @@ def create_app(
             await server.stop()
             if active_logger is not None:
                 await asyncio.to_thread(active_logger.close)
+            metrics.close()
 
     middleware = [Middleware(BearerAuth, token=config.token)] if config.token else []
     app = _ServingApp(routes=routes, middleware=middleware, lifespan=lifespan)
@@ -273,7 +293,9 @@ def _routes(server: ModelServer) -> list[Route]:
             return error_response(exc)
 
     async def v2_server(request: Request) -> Response:
-        return json_response({"name": "loopml", "version": __version__, "extensions": []})
+        return json_response(
+            {"name": "loopml", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     async def v2_live(request: Request) -> Response:
         return json_response({"live": True})
@@ -283,40 +305,61 @@ def _routes(server: ModelServer) -> list[Route]:
         return json_response({"ready": ready}, 200 if ready else 503)
 
     async def v2_model(request: Request) -> Response:
+        version = request.path_params.get("version")
         try:
             endpoint = server.endpoint(request.path_params["name"])
-            served = server._current(endpoint.primary)
+            slot = endpoint.primary if version is None else server.slot(endpoint, version)
+            served = server._current(slot)
         except LoopmlError as exc:
             return error_response(exc)
         versions = [s.current.version for _, s in endpoint.slots() if s.current is not None]
-        return json_response(v2_metadata(endpoint.name, versions, served.loaded.signature))
+        if version is not None:
+            versions = [served.version]
+        signature = served.loaded.signature
+        return json_response(v2_metadata(endpoint.name, versions, signature, served.has_proba))
 
     async def v2_model_ready(request: Request) -> Response:
         try:
             endpoint = server.endpoint(request.path_params["name"])
+            if "version" in request.path_params:
+                server.slot(endpoint, request.path_params["version"])
         except LoopmlError as exc:
             return error_response(exc)
         ready = endpoint.ready and not server.draining
         return json_response({"name": endpoint.name, "ready": ready}, 200 if ready else 503)
 
     async def v2_infer(request: Request) -> Response:
-        ids: dict[str, str | None] = {}
+        asked: dict[str, V2Request] = {}
+        header = request.headers.get(V2_HEADER)
+        encoding = request.headers.get("content-encoding")
 
         def parse(body: bytes, media: str, served: ServedModel) -> tuple[Parsed, bool, str | None]:
-            parsed, proba, given = parse_v2(body, media, served.loaded.signature)
-            ids["id"] = given
-            return parsed, proba, _sticky(parsed, endpoint_key(request))
+            body = decompress(body, encoding, server.limit)
+            v2 = parse_v2(body, media, served.loaded.signature, header)
+            asked["request"] = v2
+            return v2.parsed, v2.proba, _sticky(v2.parsed, endpoint_key(request))
 
         def render(served: ServedModel, request_id: str, outcome: Outcome, _: Parsed) -> Any:
-            return render_v2(
+            v2 = asked["request"]
+            body, chunks = render_v2(
                 served.name,
                 served.version,
-                ids.get("id") or request_id,
+                v2.id or request_id,
                 outcome.predictions,
                 outcome.probabilities,
+                v2,
+            )
+            if not chunks:
+                return body
+            head = dumps(body)
+            return Response(
+                b"".join([head, *chunks]),
+                headers={"Inference-Header-Content-Length": str(len(head))},
+                media_type="application/octet-stream",
             )
 
-        return await server.predict(request, request.path_params["name"], parse, render)
+        name, version = request.path_params["name"], request.path_params.get("version")
+        return await server.predict(request, name, parse, render, version)
 
     async def invocations(request: Request) -> Response:
         name = _query(request, "model")
@@ -353,6 +396,9 @@ def _routes(server: ModelServer) -> list[Route]:
         Route("/v2/health/ready", v2_ready),
         Route("/v2/models/{name}", v2_model),
         Route("/v2/models/{name}/ready", v2_model_ready),
+        Route("/v2/models/{name}/versions/{version}", v2_model),
+        Route("/v2/models/{name}/versions/{version}/ready", v2_model_ready),
+        Route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
     ]
 
 

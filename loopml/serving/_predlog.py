@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,6 +42,10 @@ class _Entry:
     ts: int
     rows: int
     payload: tuple[Any, ...]
+
+
+def _hour_of(ts: int) -> int:
+    return ts - ts % HOUR_MS
 
 
 def _repeat(value: Any, n: int, type_: pa.DataType) -> pa.Array:
@@ -151,6 +155,10 @@ class PredictionLogger:
     max_buffer_rows : rows held in memory at most (buffered plus being written); rows that
         would exceed it are dropped and counted in :attr:`dropped`.
     flush_interval : seconds between background flushes.
+    on_hour_closed : called (in a thread of its own) as ``on_hour_closed(deployment,
+        hour_start_ms)`` for each deployment this logger wrote, once an hour has closed
+        (``create_app`` passes one that compacts that deployment's closed hours). Its
+        errors are reported, never raised.
 
     Attributes
     ----------
@@ -168,7 +176,12 @@ class PredictionLogger:
     """
 
     def __init__(
-        self, ws: Workspace, *, max_buffer_rows: int = 100_000, flush_interval: float = 2.0
+        self,
+        ws: Workspace,
+        *,
+        max_buffer_rows: int = 100_000,
+        flush_interval: float = 2.0,
+        on_hour_closed: Callable[[str, int], object] | None = None,
     ) -> None:
         if isinstance(max_buffer_rows, bool) or not isinstance(max_buffer_rows, int):
             raise InvalidInput(f"max_buffer_rows must be an int, not {max_buffer_rows!r}")
@@ -190,6 +203,10 @@ class PredictionLogger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.on_hour_closed = on_hour_closed
+        self._hour = _hour_of(now_ms())  # the hour the logger last saw open
+        self._deployments: set[str] = set()
+        self._hook: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return (
@@ -287,6 +304,30 @@ class PredictionLogger:
     def _run(self) -> None:
         while not self._stop.wait(self.flush_interval):
             self.flush()
+            self.hour_check()
+
+    def hour_check(self, now: int | None = None) -> threading.Thread | None:
+        """Once an hour has closed since the last check, call ``on_hour_closed`` for each
+        deployment written, in a thread of its own (so flushes go on meanwhile); return
+        that thread, or None. The background thread checks after each flush."""
+        hour = _hour_of(now_ms() if now is None else now)
+        if hour <= self._hour or self.on_hour_closed is None:
+            return None
+        self._hour = hour
+        if self._hook is not None and self._hook.is_alive():
+            return None  # still busy with an earlier hour; the next check covers this one
+        hook, deployments = self.on_hour_closed, sorted(self._deployments)
+
+        def run() -> None:
+            for deployment in deployments:
+                try:
+                    hook(deployment, hour)
+                except Exception as exc:  # a failed compaction must not stop the logging
+                    self._report(f"{deployment}: after the hour closed: {exc}")
+
+        self._hook = threading.Thread(target=run, name="loopml-prediction-log-hour", daemon=True)
+        self._hook.start()
+        return self._hook
 
     def flush(self) -> int:
         """Write everything buffered now; return the rows written.
@@ -303,6 +344,7 @@ class PredictionLogger:
             for e in batch:
                 groups.setdefault((e.deployment, e.kind, e.ts - e.ts % HOUR_MS), []).append(e)
             written, retry, lost = 0, [], 0
+            self._deployments.update(deployment for deployment, _, _ in groups)
             for (deployment, kind, hour), entries in groups.items():
                 pieces = self._convert(entries)
                 converted = [e for _, part in pieces for e in part]
@@ -379,6 +421,8 @@ class PredictionLogger:
         if thread is not None:
             thread.join()
         self.flush()
+        if self._hook is not None:
+            self._hook.join()
 
 
 __all__ = ["HOUR_MS", "TS_TYPE", "Kind", "PredictionLogger"]

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import tempfile
@@ -14,12 +15,13 @@ import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 
-from loopml.errors import InvalidInput
+from loopml.errors import InvalidInput, NotFound
 from loopml.serving._predlog import HOUR_MS, TS_TYPE, Kind
 from loopml.store import Workspace, now_ms
 from loopml.store.schema import log_partitions
 
 TimeLike = dt.datetime | str | None
+_ATTEMPTS = 5
 _RELATIVE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(s|m|h|d|w)$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": HOUR_MS, "d": 24 * HOUR_MS, "w": 7 * 24 * HOUR_MS}
 _BASE_COLUMNS = {
@@ -101,9 +103,14 @@ def _files(
         query = query.where(t.c.min_ts < until)
     with ws.db.read() as conn:
         digests = list(conn.execute(query.order_by(t.c.hour, t.c.id)).scalars())
+    cache = cache_dir(ws)
+    return [str(ws.blobs.local_path(d, cache)) for d in digests]
+
+
+def cache_dir(ws: Workspace) -> Path:
+    """Where local copies of remote log blobs are kept."""
     home = ws.settings.home
-    cache = (home / ".loopml" if home else Path(tempfile.gettempdir()) / "loopml") / "cache"
-    return [str(ws.blobs.local_path(d, cache / "blobs")) for d in digests]
+    return (home / ".loopml" if home else Path(tempfile.gettempdir()) / "loopml") / "cache/blobs"
 
 
 def _check_limit(limit: int | None) -> int | None:
@@ -158,6 +165,25 @@ def _query(
     _check_limit(limit)
     if not isinstance(deployment, str) or not deployment:
         raise InvalidInput(f"deployment must be a non-empty string, not {deployment!r}")
+    args = (ws, deployment, kind, lo, hi, limit, role, with_labels, only_labelled)
+    for _ in range(_ATTEMPTS - 1):
+        # a compaction may delete files listed a moment ago: then list them again
+        with contextlib.suppress(NotFound, duckdb.IOException):
+            return _run(*args)
+    return _run(*args)
+
+
+def _run(
+    ws: Workspace,
+    deployment: str,
+    kind: Kind,
+    lo: int | None,
+    hi: int | None,
+    limit: int | None,
+    role: str | None,
+    with_labels: bool,
+    only_labelled: bool,
+) -> pa.Table:
     files = _files(ws, deployment, kind, lo, hi)
     params: dict[str, Any] = {}
     if files:
@@ -291,6 +317,7 @@ def labelled_predictions(
 
 __all__ = [
     "TimeLike",
+    "cache_dir",
     "labelled_predictions",
     "read_feedback",
     "read_predictions",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -15,6 +17,7 @@ from loopml.errors import InvalidInput
 from loopml.serving._app import build_endpoints
 from loopml.serving._asgi import create_app
 from loopml.serving._batcher import BatchConfig
+from loopml.serving._metrics import MULTIPROC_ENV
 from loopml.serving._pool import ServeConfig
 from loopml.store import Workspace
 
@@ -55,7 +58,9 @@ def serve(
     models : model references (``churn@production``, ``churn/3``).
     deployments : deployment names.
     host, port : where to listen.
-    workers : server processes; each loads the models itself.
+    workers : server processes; each loads the models itself. ``/metrics`` sums over all
+        of them (prometheus-client multiprocess mode, in a temporary directory of this
+        server's that is removed when it stops).
     token : bearer token every request but the health probes must carry (overrides
         ``config.token``).
     config : server settings.
@@ -81,18 +86,35 @@ def serve(
         app = create_app(ws, models, deployments=deployments, config=config, logger=log_predictions)
         uvicorn.run(app, **options)
         return
-    os.environ[SPEC_ENV] = json.dumps(
-        {
-            "home": str(ws.home) if ws.home else None,
-            "store_uri": ws.settings.store_uri,
-            "artifact_uri": ws.settings.artifact_uri,
-            "models": list(models),
-            "deployments": list(deployments),
-            "config": _config_dict(config),
-            "log_predictions": log_predictions,
-        }
-    )
-    uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)
+    spec = {
+        "home": str(ws.home) if ws.home else None,
+        "store_uri": ws.settings.store_uri,
+        "artifact_uri": ws.settings.artifact_uri,
+        "models": list(models),
+        "deployments": list(deployments),
+        "config": _config_dict(config),
+        "log_predictions": log_predictions,
+    }
+    # one metrics directory per server, shared by its workers, removed when it stops
+    with tempfile.TemporaryDirectory(prefix=f"loopml-metrics-{os.getpid()}-") as shared:
+        env = {SPEC_ENV: json.dumps(spec), MULTIPROC_ENV: shared}
+        with _worker_environ(env):
+            uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)
+
+
+@contextlib.contextmanager
+def _worker_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the worker processes uvicorn spawns; restore after."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _config_dict(config: ServeConfig) -> dict[str, Any]:

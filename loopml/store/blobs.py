@@ -102,6 +102,16 @@ class BlobStore:
             raise NotFound(f"no such file: {path}")
         return self._commit(sha256_file(path), lambda tmp: self.fs.put_file(str(path), tmp))
 
+    def delete(self, digest: str) -> bool:
+        """Remove a blob (whoever still references it must not need it); False if absent."""
+        target = self.path(digest)
+        self._verified.discard(digest)
+        try:
+            self.fs.rm(target)
+        except FileNotFoundError:
+            return False
+        return True
+
     # -- reading ----------------------------------------------------------------------
     def _open(self, digest: str) -> IO[bytes]:
         try:

@@ -95,6 +95,28 @@ def test_predictions_tail_and_export(ws: Workspace, home: Path, tmp_path: Path) 
         run(home, "predictions", "export", "churn", "-o", str(tmp_path / "p.txt"))
 
 
+def test_predictions_compact(ws: Workspace, home: Path) -> None:
+    logger = PredictionLogger(ws, flush_interval=3600)
+    frame = churn_frame(10)[["age", "income"]]
+    for flush in range(3):
+        ids = [f"req-{flush}-{i}" for i in range(10)]
+        logger.log("churn", "churn", 1, "primary", ids, frame, np.arange(10) % 2, None, None, 2.0)
+        logger.flush()
+    logger.close()
+    assert "compact" in run(home, "predictions", "--help")
+    assert "--min-files" in run(home, "predictions", "compact", "--help")
+    assert "nothing to compact" in run(home, "predictions", "compact", "churn", "--before", "2h")
+    out = run(home, "predictions", "compact", "churn", "--kind", "predictions")
+    assert "churn: 3 files in 1 hour partition(s) now 1 file(s), 30 rows" in out
+    assert "nothing to compact" in run(home, "predictions", "compact", "churn")
+    out = run(home, "predictions", "tail", "churn", "-n", "30")
+    assert "req-0-0" in out and "req-2-9" in out
+    with pytest.raises(InvalidInput, match="unknown log kind"):
+        run(home, "predictions", "compact", "churn", "--kind", "logs")
+    with pytest.raises(NotFound, match="'nope' has no prediction log"):
+        run(home, "predictions", "compact", "nope")
+
+
 def test_predict_a_file(home: Path, tmp_path: Path) -> None:
     churn_frame(25).to_parquet(tmp_path / "in.parquet")
     src, dest = str(tmp_path / "in.parquet"), str(tmp_path / "out.csv")

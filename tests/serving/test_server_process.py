@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,7 +40,15 @@ def _start(home: Path, *args: str) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: _stop reaches uvicorn's workers too
     )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a server that is still running, with any worker processes it started."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -110,3 +119,40 @@ def test_serve_refuses_what_does_not_exist(sqlite_ws: Workspace) -> None:
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert b"nope" in out
+
+
+def _requests_total(text: str, endpoint: str) -> float:
+    """The sum of ``loopml_requests_total`` samples for one endpoint in a scrape."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("loopml_requests_total{") and f'endpoint="{endpoint}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_two_workers_metrics_sum_over_processes(churn_ws: Workspace) -> None:
+    port = free_port()
+    proc = _start(churn_ws.home, "churn@production", "--port", str(port), "--workers", "2")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        processes: set[str] = set()  # a request id starts with its process's prefix
+        sent = 0
+        # a new connection per request; keep going until both workers have answered
+        while sent < 40 or (len(processes) < 2 and sent < 400):
+            r = httpx.post(f"{url}/v1/models/churn/predict", json=[{"a": 1.0, "b": 0.0, "c": 0.0}])
+            assert r.status_code == 200, r.text
+            processes.add(r.headers["x-request-id"][:12])
+            sent += 1
+        assert len(processes) == 2
+        scraped = {httpx.get(f"{url}/metrics").text for _ in range(8)}
+        for text in scraped:
+            assert _requests_total(text, "churn") == sent
+            assert 'loopml_model_version_info{endpoint="churn"' in text
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0]
+        assert b"Traceback" not in output, output.decode()
+        leftover = list(Path(tempfile.gettempdir()).glob(f"loopml-metrics-{proc.pid}-*"))
+        assert leftover == []
+    finally:
+        _stop(proc)
