@@ -25,6 +25,7 @@ import pandas as pd
 from loopml._version import __version__
 from loopml.errors import InvalidInput, NotFound, StoreError
 from loopml.registry._flavors import Flavor
+from loopml.registry._onnx import ONNX_DIR
 from loopml.registry._signature import Signature
 from loopml.store import Workspace
 
@@ -50,30 +51,53 @@ def library_versions(model: object) -> dict[str, str]:
 
 
 def write_package(
-    model: object, flavor: Flavor, signature: Signature, folder: Path
+    model: object,
+    flavor: Flavor,
+    signature: Signature,
+    folder: Path,
+    onnx_example: Any = None,
 ) -> dict[str, Any]:
-    """Write the package of ``model`` into empty folder ``folder``; return its metadata."""
+    """Write the package of ``model`` into empty folder ``folder``; return its metadata.
+
+    With ``onnx_example`` (input rows), the model is also exported to ``onnx/model.onnx``
+    and checked on those rows (see :mod:`loopml.registry._onnx_export`).
+    """
     flavor.save(model, folder)
-    if (folder / METADATA_FILE).exists():
-        raise InvalidInput(f"flavor {flavor.name!r} wrote {METADATA_FILE}, a name loopml reserves")
-    metadata = {
+    for reserved in (METADATA_FILE, ONNX_DIR):
+        if (folder / reserved).exists():
+            raise InvalidInput(f"flavor {flavor.name!r} wrote {reserved}, a name loopml reserves")
+    onnx = None
+    if onnx_example is not None:
+        from loopml.registry._onnx_export import export_onnx  # imports the onnx extra
+
+        onnx = export_onnx(model, flavor.name, signature, onnx_example, folder)
+    versions = library_versions(model)
+    metadata: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "flavor": flavor.name,
         "signature": signature.to_dict(),
-        "library_versions": library_versions(model),
+        "library_versions": versions,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         "predict_proba": callable(getattr(model, "predict_proba", None)),
     }
+    if onnx is not None:
+        metadata["onnx"] = onnx
+        versions |= {"onnx": onnx["onnx_version"], "onnxruntime": onnx["onnxruntime_version"]}
     (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
     return metadata
 
 
 def store_package(
-    ws: Workspace, model: object, flavor: Flavor, signature: Signature
+    ws: Workspace,
+    model: object,
+    flavor: Flavor,
+    signature: Signature,
+    onnx_example: Any = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Write the package of ``model`` into the blob store; return (digest, metadata)."""
+    """Write the package of ``model`` (with its ONNX export when ``onnx_example`` is given)
+    into the blob store; return (digest, metadata)."""
     with tempfile.TemporaryDirectory(prefix="loopml-package-") as tmp:
-        metadata = write_package(model, flavor, signature, Path(tmp))
+        metadata = write_package(model, flavor, signature, Path(tmp), onnx_example)
         manifest = ws.blobs.put_tree(tmp)
     body = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
     return ws.blobs.put_bytes(body), metadata

@@ -242,6 +242,7 @@ def register_model(
     flavor: str | Flavor | None = None,
     description: str = "",
     tags: Mapping[str, str] | None = None,
+    onnx: bool = False,
 ) -> ModelVersion:
     """Store ``model`` as the next version of registered model ``name``.
 
@@ -258,6 +259,10 @@ def register_model(
     flavor : a flavor or its name; by default the one that can save ``model``.
     description : text about this version.
     tags : string tags of this version.
+    onnx : also export the model to ONNX (scikit-learn, XGBoost, LightGBM, Pipelines of
+        them, loopml torch estimators), stored beside the native files and checked against
+        the model on ``input_example`` (required then); load it with
+        ``load_model(..., runtime="onnx")``.
 
     Returns
     -------
@@ -267,7 +272,11 @@ def register_model(
     Raises
     ------
     InvalidInput
-        A bad name or tag, no signature source, or a model no flavor can save.
+        A bad name or tag, no signature source, a model no flavor can save, or (with
+        ``onnx=True``) no input example, a model that does not convert or an export whose
+        answers differ from the model's on the example.
+    MissingDependency
+        ``onnx=True`` without the ``onnx`` extra installed.
     NotFound
         ``run_id`` is not a run of this workspace.
     Conflict
@@ -283,9 +292,15 @@ def register_model(
     if not isinstance(description, str):
         raise InvalidInput(f"description must be a string, not {type(description).__name__}")
     checked_tags = check_tags(tags)
+    if not isinstance(onnx, bool):
+        raise InvalidInput(f"onnx must be True or False, not {onnx!r}")
+    if onnx and input_example is None:
+        raise InvalidInput(
+            "onnx=True needs input_example=: the ONNX export is checked against the model on it"
+        )
     chosen = _resolve_flavor(model, flavor)
     sig = _signature_for(model, input_example, signature)
-    digest, _ = store_package(ws, model, chosen, sig)
+    digest, _ = store_package(ws, model, chosen, sig, input_example if onnx else None)
     return _new_version(ws, name, digest, chosen.name, sig, run_id, description, checked_tags)
 
 
