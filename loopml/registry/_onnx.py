@@ -65,8 +65,8 @@ def feeds(X: Any, info: dict[str, Any]) -> dict[str, Array]:
     if info["inputs"] == "tensor":
         if info["kind"] == "torch":
             return {info["input_names"][0]: as_rows(X, len(names), None, "onnx model")}
-        values = X.to_numpy(dtype=np.float32) if isinstance(X, pd.DataFrame) else X
-        return {info["input_names"][0]: np.ascontiguousarray(values, dtype=np.float32)}
+        values = X.to_numpy() if isinstance(X, pd.DataFrame) else np.asarray(X)
+        return {info["input_names"][0]: _float32(values, names)}
     frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X), columns=names)
     out: dict[str, Array] = {}
     for name, kind in zip(names, info["column_kinds"], strict=True):
@@ -74,9 +74,30 @@ def feeds(X: Any, info: dict[str, Any]) -> dict[str, Array]:
         if kind == "int":
             out[name] = column.astype(np.int64).reshape(-1, 1)
         elif kind == "float":
-            out[name] = column.astype(np.float32).reshape(-1, 1)
+            out[name] = _float32(column.reshape(-1, 1), [name])
         else:
             out[name] = np.asarray([str(v) for v in column], dtype=object).reshape(-1, 1)
+    return out
+
+
+def _float32(values: Array, names: list[str]) -> Array:
+    """``values`` as float32 (what the exported graphs compute in).
+
+    Raises
+    ------
+    InvalidInput
+        A finite value is beyond float32's range; the message names its column and row.
+    """
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(values, dtype=np.float32)
+    if values.dtype.kind == "f" and not np.isfinite(out).all():
+        overflow = np.isinf(out) & np.isfinite(values)
+        if overflow.any():
+            row, col = (int(i) for i in np.argwhere(overflow)[0])
+            raise InvalidInput(
+                f"column {names[col]!r} row {row}: {values[row, col].item()!r} is beyond float32's "
+                "range, which the ONNX runtime computes in"
+            )
     return out
 
 

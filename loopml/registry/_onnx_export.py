@@ -263,8 +263,8 @@ def _compare(what: str, expected: Any, got: Any, exact: bool) -> float:
 
 
 def _row(values: Array, row: int) -> str:
-    value = values[row]
-    return repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    value: Any = values[row]
+    return repr(value.tolist() if isinstance(value, np.ndarray | np.generic) else value)
 
 
 def check_export(model: Any, frame: pd.DataFrame, folder: Path, info: dict[str, Any]) -> float:
