@@ -15,8 +15,12 @@ same load generator (``loadgen.py``: closed loop, aiohttp), same single-row
 Each point runs 10 s after a 1 s warm-up at concurrency 1 and 32; the table shows
 requests/s, p50 and p99 and the ratios the targets are written in. ``--soak`` adds 60 s
 at concurrency 64 against loopml, reporting errors and the server's memory before/after.
+``--onnx`` registers the model with ``onnx=True`` and adds loopml serving its ONNX export
+(``runtime="onnx"``, onnxruntime, one intra-op thread like the native model's one OpenMP
+thread), with the onnx/native ratios at c=1 and c=32.
 
-Usage: ``python benchmarks/serving.py [--skip-peer] [--soak] [--duration S] [--out FILE]``.
+Usage: ``python benchmarks/serving.py [--skip-peer] [--soak] [--onnx] [--duration S]
+[--out FILE]``.
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ _SERVE_LOOPML = """
 import sys
 from loopml.serving import serve
 from loopml.store import Workspace
+from loopml.serving import ServeConfig
 serve(Workspace.open(sys.argv[1]), [sys.argv[2]], host="127.0.0.1", port=int(sys.argv[3]),
-      log_predictions=sys.argv[4] == "log")
+      log_predictions=sys.argv[4] == "log", config=ServeConfig(runtime=sys.argv[5]))
 """
 
 _SERVE_BARE = """
@@ -138,7 +143,13 @@ def _soak(pid: int, url: str, payloads: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_loopml(
-    tmp: Path, rows: pd.DataFrame, seconds: float, soak: bool, log: bool
+    tmp: Path,
+    rows: pd.DataFrame,
+    seconds: float,
+    soak: bool,
+    log: bool,
+    runtime: str = "native",
+    onnx: bool = False,
 ) -> dict[str, Any]:
     from loopml.registry import register_model, set_alias
     from loopml.store import Workspace
@@ -147,7 +158,7 @@ def run_loopml(
     if not (tmp / "ws").exists():
         print("[bench] registering the W_serve model in a fresh loopml workspace ...", flush=True)
         with Workspace.init(tmp / "ws") as ws:
-            register_model(ws, model, "wserve", input_example=rows.head(2))
+            register_model(ws, model, "wserve", input_example=rows.head(200), onnx=onnx)
             set_alias(ws, "wserve", "production", 1)
     expected = model.predict(rows.head(1)).tolist()
 
@@ -169,15 +180,19 @@ def run_loopml(
         "wserve@production",
         str(port),
         flag,
+        runtime,
     ]
-    print(f"[bench] loopml serve (prediction log {'on' if log else 'off'}) ...", flush=True)
+    print(
+        f"[bench] loopml serve (runtime {runtime}, prediction log {'on' if log else 'off'}) ...",
+        flush=True,
+    )
     r = _serve_and_load(
-        cmd, port, str(tmp / f"loopml-{flag}.log"), _payloads(rows), seconds, check, soak
+        cmd, port, str(tmp / f"loopml-{runtime}-{flag}.log"), _payloads(rows), seconds, check, soak
     )
     return {
         "peer": "loopml",
-        "server": "loopml serve (uvicorn+uvloop+httptools, 1 process, micro-batching, "
-        f"prediction log {'on' if log else 'off'})",
+        "server": f"loopml serve (runtime {runtime}, uvicorn+uvloop+httptools, 1 process, "
+        f"micro-batching, prediction log {'on' if log else 'off'})",
         **r,
     }
 
@@ -211,13 +226,18 @@ def _load_avg() -> str:
 
 
 def report(
-    ours: dict[str, Any], logged: dict[str, Any], mlflow: dict[str, Any], bare: dict[str, Any]
+    ours: dict[str, Any],
+    logged: dict[str, Any],
+    mlflow: dict[str, Any],
+    bare: dict[str, Any],
+    onnx: dict[str, Any],
 ) -> dict[str, Any]:
-    mine, theirs, ceiling = _by_c(ours), _by_c(mlflow), _by_c(bare)
+    mine, theirs, ceiling, ort = _by_c(ours), _by_c(mlflow), _by_c(bare), _by_c(onnx)
     print(f"\n{'':<24}{'c':>4}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'client cpu':>12}")
     rows = (
         ("loopml", mine),
         ("loopml + prediction log", _by_c(logged)),
+        ("loopml onnxruntime", ort),
         ("mlflow 3.17.2", theirs),
         ("bare starlette", ceiling),
     )
@@ -242,6 +262,14 @@ def report(
         targets += [("rps c=32 share of bare", ratios["rps_c32_share_of_ceiling"], 0.5)]
     if 1 in mine and 1 in ceiling:
         ratios["rps_c1_share_of_ceiling"] = mine[1]["rps"] / ceiling[1]["rps"]
+    for c in sorted(set(mine) & set(ort)):
+        ratios[f"rps_c{c}_onnx_over_native"] = ort[c]["rps"] / mine[c]["rps"]
+        ratios[f"p50_c{c}_native_over_onnx"] = mine[c]["p50_ms"] / ort[c]["p50_ms"]
+    onnx_ratios = [(k, v) for k, v in ratios.items() if "onnx" in k]
+    if onnx_ratios:
+        print(f"\n{'onnxruntime vs native':<28}{'value':>10}")
+        for name, value in onnx_ratios:
+            print(f"{name:<28}{value:>10.2f}")
     print(f"\n{'ratio':<28}{'value':>10}{'target':>10}")
     for name, value, target in targets:
         print(f"{name:<28}{value:>10.2f}{target:>10.2f}{'  ok' if value >= target else '  MISS'}")
@@ -259,6 +287,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-peer", action="store_true", help="do not run MLflow")
     parser.add_argument("--soak", action="store_true", help="add 60 s at concurrency 64")
+    parser.add_argument("--onnx", action="store_true", help="add loopml with runtime onnx")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per point")
     parser.add_argument("--out", default="benchmarks/serving-results.json", help="JSON output")
     args = parser.parse_args()
@@ -266,13 +295,17 @@ def main() -> None:
     rows = pd.read_parquet(peer_data.ensure("W_serve")["requests"])
     mlflow = {} if args.skip_peer else run_mlflow()
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
-        ours = run_loopml(Path(tmp), rows, args.duration, args.soak, log=False)
+        ours = run_loopml(Path(tmp), rows, args.duration, args.soak, log=False, onnx=args.onnx)
         logged = run_loopml(Path(tmp), rows, args.duration, False, log=True)
+        onnx = {}
+        if args.onnx:
+            onnx = run_loopml(Path(tmp), rows, args.duration, False, log=False, runtime="onnx")
         bare = run_bare(Path(tmp), rows, args.duration)
-    ratios = report(ours, logged, mlflow, bare)
+    ratios = report(ours, logged, mlflow, bare, onnx)
     result = {
         "loopml": ours,
         "loopml_with_prediction_log": logged,
+        "loopml_onnx": onnx,
         "mlflow": mlflow,
         "bare_starlette": bare,
         "ratios": ratios,
