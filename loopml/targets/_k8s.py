@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from loopml.errors import InvalidInput
-from loopml.registry import ModelVersion, get_model_version
+from loopml.registry import RUNTIMES, ModelVersion, get_model_version
 from loopml.store import Workspace
 from loopml.targets._build import PORT, USER_ID, serve_command
 
@@ -88,6 +88,10 @@ class K8sOptions:
                 )
         if not 1 <= self.port <= 65535:
             raise InvalidInput(f"port must be in 1-65535, not {self.port}")
+        if self.runtime not in RUNTIMES:
+            raise InvalidInput(
+                f"runtime must be one of {', '.join(RUNTIMES)}, not {self.runtime!r}"
+            )
 
 
 def object_name(model: str) -> str:
