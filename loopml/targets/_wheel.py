@@ -15,7 +15,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import loopml
 from loopml._version import __version__
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -28,7 +27,7 @@ def wheel_name() -> str:
 
 
 def _files() -> list[tuple[str, bytes]]:
-    root = Path(loopml.__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # the installed loopml package folder
     out = []
     for path in sorted(root.rglob("*")):
         if path.is_dir() or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
