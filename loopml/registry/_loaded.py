@@ -106,6 +106,7 @@ def load_model(
     *,
     runtime: str = "native",
     threads: int | None = None,
+    device: str | None = None,
 ) -> LoadedModel:
     """Load a registered model version.
 
@@ -117,6 +118,10 @@ def load_model(
     runtime : ``"native"`` (the model's library) or ``"onnx"``: the ONNX export that
         ``register_model(..., onnx=True)`` stored, run by onnxruntime.
     threads : with ``runtime="onnx"``, onnxruntime's threads per call (None: every core).
+    device : for a torch model (alone or ending a Pipeline), where it predicts: ``"cpu"``
+        (the default), ``"cuda"``, ``"cuda:N"`` or ``"auto"``. Without CUDA, ``"cuda"``
+        falls back to the CPU with one RuntimeWarning. Other models take only ``"cpu"``
+        or ``"auto"``.
 
     Returns
     -------
@@ -125,7 +130,8 @@ def load_model(
     Raises
     ------
     InvalidInput
-        An unknown runtime, or ``runtime="onnx"`` for a version registered without ONNX.
+        An unknown runtime or device, ``runtime="onnx"`` for a version registered without
+        ONNX, or a GPU device for a model that is not a torch model.
     NotFound
         The model, version, alias or the package's flavor is unknown.
     MissingDependency
@@ -162,10 +168,33 @@ def load_model(
             )
         from loopml.registry._onnx import load_onnx  # imports onnxruntime
 
+        if device not in (None, "cpu", "auto"):
+            raise InvalidInput(
+                f"{mv.uri}: device={device!r} applies to torch models run natively; the ONNX "
+                "export is run by onnxruntime on the CPU (leave device unset)"
+            )
         return LoadedModel(
             mv, load_onnx(path / info["file"], info, threads), metadata, path, runtime
         )
     flavor = get_flavor(mv.flavor)
     path = materialise(ws, mv.package_digest)
     metadata = read_metadata(path)
-    return LoadedModel(mv, flavor.load(path), metadata, path)
+    native = flavor.load(path)
+    if device is not None:
+        _place(native, device, mv.uri)
+    return LoadedModel(mv, native, metadata, path)
+
+
+def _place(native: Any, device: str, uri: str) -> None:
+    """Move the torch model in ``native`` (or ending its Pipeline) to ``device``."""
+    steps = getattr(native, "steps", None)
+    final = steps[-1][1] if steps else native
+    to_device = getattr(final, "to_device", None)
+    if callable(to_device):
+        to_device(device)
+    elif device not in ("cpu", "auto"):
+        raise InvalidInput(
+            f"{uri}: device={device!r} applies to torch models; this is a "
+            f"{type(final).__name__}, which predicts on the CPU (use device='cpu' or leave "
+            "it unset)"
+        )
