@@ -33,7 +33,7 @@ class K8sOptions:
     Parameters
     ----------
     name : the object name (a DNS label); default: the model name made one.
-    image : the container image, e.g. ``registry.example/churn:3``.
+    image : the container image, e.g. ``my-org/churn:3``.
     namespace : the namespace, or None to leave it to ``kubectl -n``.
     replicas : the Deployment's initial replicas (the HPA's minimum).
     max_replicas : the HPA's maximum.
