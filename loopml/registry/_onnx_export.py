@@ -312,6 +312,11 @@ def export_onnx(
     ort = require("onnxruntime")
     frame = signature.validate(example)
     (folder / ONNX_DIR).mkdir()
+    if flavor == "keras":
+        raise InvalidInput(
+            "ONNX export of Keras models is not supported; register it without onnx=True "
+            "(it is served natively, on the keras flavor)"
+        )
     if flavor == "torch":
         info = _export_torch(model, signature, folder)
     elif flavor == "pipeline" and getattr(_final_estimator(model), "_loopml_torch", False):

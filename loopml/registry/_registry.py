@@ -142,7 +142,9 @@ def _touch(conn: Connection, name: str, **values: Any) -> None:
     )
 
 
-def _signature_for(model: object, input_example: Any, signature: Signature | None) -> Signature:
+def _signature_for(
+    model: object, input_example: Any, signature: Signature | None, flavor: Flavor | None = None
+) -> Signature:
     if input_example is None:
         if signature is None:
             raise InvalidInput(
@@ -155,6 +157,9 @@ def _signature_for(model: object, input_example: Any, signature: Signature | Non
         return signature
     method = "predict" if callable(getattr(model, "predict", None)) else "transform"
     predict = getattr(model, method, None)  # a reducer (PCA...) answers with transform
+    example_output = getattr(flavor, "example_output", None)  # e.g. keras: no progress bar
+    if callable(example_output):
+        predict = lambda X: example_output(model, X)  # noqa: E731
     if not callable(predict):
         raise InvalidInput(
             f"{type(model).__name__} has no predict() or transform(); pass signature= instead"
@@ -299,7 +304,7 @@ def register_model(
             "onnx=True needs input_example=: the ONNX export is checked against the model on it"
         )
     chosen = _resolve_flavor(model, flavor)
-    sig = _signature_for(model, input_example, signature)
+    sig = _signature_for(model, input_example, signature, chosen)
     digest, _ = store_package(ws, model, chosen, sig, input_example if onnx else None)
     return _new_version(ws, name, digest, chosen.name, sig, run_id, description, checked_tags)
 
