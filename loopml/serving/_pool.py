@@ -89,11 +89,14 @@ def numpy_estimator(loaded: LoadedModel, schema_names: list[str], fast: bool) ->
     shallow copy without ``feature_names_in_`` skips that check (and its warning). Models
     that hold other estimators (pipelines, ensembles), select columns by name, or take
     non-numeric columns keep their DataFrame input. (Helpers such as a label encoder are
-    fine: they never see the input columns.)
+    fine: they never see the input columns.) An ONNX export fed one tensor takes the array
+    as it is.
     """
     native = loaded.native
     if loaded.signature.input_type == "ndarray":
         return native
+    if loaded.runtime == "onnx":  # one float32 tensor of the signature's columns, in order
+        return native if fast and loaded.metadata["onnx"]["inputs"] == "tensor" else None
     if not fast or not _is_estimator(native):
         return None
     names = getattr(native, "feature_names_in_", None)

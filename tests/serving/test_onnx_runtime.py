@@ -9,8 +9,9 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from loopml.errors import InvalidInput
-from loopml.registry import register_model
+from loopml.registry import load_model, register_model
 from loopml.serving import ServeConfig, create_app
+from loopml.serving._pool import numpy_estimator
 from loopml.store import Workspace
 
 from .conftest import FEATURES, TestClient
@@ -51,3 +52,12 @@ def test_bad_runtime_and_a_model_without_export_are_refused(
     app = create_app(sqlite_ws, ["plain/1"], config=ServeConfig(runtime="onnx"), logger=False)
     with pytest.raises(InvalidInput, match="no ONNX export"), TestClient(app):
         pass
+
+
+def test_a_tensor_export_is_fed_arrays(onnx_ws: Workspace, frame: pd.DataFrame) -> None:
+    """No DataFrame per batch: the export takes the signature's columns as one array."""
+    loaded = load_model(onnx_ws, "churn/1", runtime="onnx")
+    assert numpy_estimator(loaded, FEATURES, fast=True) is loaded.native
+    assert numpy_estimator(loaded, FEATURES, fast=False) is None
+    array = frame[FEATURES].head(4).to_numpy()
+    assert loaded.native.predict(array).tolist() == loaded.predict(frame.head(4)).tolist()
