@@ -33,9 +33,22 @@ METADATA_FILE = "loopml-model.json"
 FORMAT_VERSION = 1
 
 
+def _model_modules(model: object) -> list[str]:
+    """Top-level modules of the model's classes: its own, its Pipeline steps', and torch
+    for loopml's torch estimators (whose class lives in loopml)."""
+    parts = [model, *(step for _, step in getattr(model, "steps", None) or [])]
+    tops = [type(part).__module__.partition(".")[0] for part in parts]
+    if any(getattr(type(part), "_loopml_torch", False) is True for part in parts):
+        tops.append("torch")
+    if "keras" in tops:
+        tops.append("torch")  # keras's backend here
+    return tops
+
+
 def library_versions(model: object) -> dict[str, str]:
-    """Versions of Python, loopml, the core libraries and the model's own library
-    (e.g. ``sklearn`` for a scikit-learn estimator)."""
+    """Versions of Python, loopml, the core libraries and the model's own libraries
+    (e.g. ``sklearn`` for a scikit-learn estimator, ``xgboost`` for a Pipeline ending in
+    an XGBoost model, ``torch`` for a torch estimator)."""
     versions = {
         "python": platform.python_version(),
         "loopml": __version__,
@@ -43,10 +56,10 @@ def library_versions(model: object) -> dict[str, str]:
         "pandas": pd.__version__,
         "joblib": joblib.__version__,
     }
-    top = type(model).__module__.partition(".")[0]
-    own = getattr(sys.modules.get(top), "__version__", None)
-    if top not in versions and top != "builtins" and isinstance(own, str):
-        versions[top] = own
+    for top in _model_modules(model):
+        own = getattr(sys.modules.get(top), "__version__", None)
+        if top not in versions and top != "builtins" and isinstance(own, str):
+            versions[top] = own
     return versions
 
 

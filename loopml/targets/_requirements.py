@@ -25,6 +25,7 @@ DISTRIBUTIONS = {
     "xgboost": "xgboost",
     "lightgbm": "lightgbm",
     "torch": "torch",
+    "keras": "keras",
     "onnxruntime": "onnxruntime",
 }
 

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from loopml.cli import app
 from loopml.errors import InvalidInput, NotFound
-from loopml.registry import ModelVersion
+from loopml.registry import ModelVersion, register_model
 from loopml.store import Workspace
 from loopml.targets import build_context
 from loopml.targets._wheel import write_wheel
@@ -180,3 +180,19 @@ def test_the_loopml_wheel_is_reproducible_and_installable_metadata(tmp_path: Pat
             "loopml = loopml.cli:main"
             in zf.read("loopml-0.1.0.dist-info/entry_points.txt").decode()
         )
+
+
+def test_the_final_step_library_of_a_pipeline_is_pinned(
+    sqlite_ws: Workspace, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    import xgboost
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = Pipeline([("s", StandardScaler()), ("m", xgboost.XGBClassifier(n_estimators=2))])
+    model.fit(frame[["a", "b", "c"]], frame["y"])
+    mv = register_model(sqlite_ws, model, "boosted", input_example=frame[["a", "b", "c"]].head())
+    assert mv.flavor == "pipeline"
+    ctx = build_context(sqlite_ws, mv.uri, tmp_path / "ctx")
+    assert ctx.requirements["xgboost"] == xgboost.__version__
+    assert f"xgboost=={xgboost.__version__}" in (ctx.path / "requirements.txt").read_text()
