@@ -120,7 +120,7 @@ def register_model(
     """Register ``model`` as the next version of ``name``, linked to ``run``.
 
     ``run`` defaults to the active run, if any. Other options (``signature``, ``flavor``,
-    ``description``, ``tags``) go to ``loopml.registry.register_model``.
+    ``description``, ``tags``, ``onnx``) go to ``loopml.registry.register_model``.
     """
     run = run if run is not None else tracking.active_run()
     ws = workspace or (run.ws if isinstance(run, tracking.Run) else default_workspace())
@@ -131,9 +131,15 @@ def register_model(
     )
 
 
-def load_model(uri: str, *, workspace: Workspace | None = None) -> registry.LoadedModel:
-    """Load ``models:/name/3`` or ``models:/name@alias`` for prediction."""
-    return registry.load_model(workspace or default_workspace(), uri)
+def load_model(
+    uri: str, *, workspace: Workspace | None = None, **options: Any
+) -> registry.LoadedModel:
+    """Load ``models:/name/3`` or ``models:/name@alias`` for prediction.
+
+    Options (``runtime="onnx"``, ``threads``, ``device="cuda"``) go to
+    ``loopml.registry.load_model``.
+    """
+    return registry.load_model(workspace or default_workspace(), uri, **options)
 
 
 def get_model_version(uri: str, *, workspace: Workspace | None = None) -> registry.ModelVersion:

@@ -13,6 +13,7 @@ import typer
 from loopml._version import __version__
 from loopml.cli import (
     alerts,
+    build,
     data,
     deploy,
     experiments,
@@ -69,6 +70,8 @@ app.command("tune")(tune)
 app.command("automl")(automl)
 app.command("predict")(predict.predict)
 app.command("serve")(serve.serve)
+app.command("build")(build.build)
+app.command("k8s")(build.k8s)
 app.add_typer(workspace.store_app, name="store")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")

@@ -21,6 +21,9 @@ def predict(
         None, "--keep", "-k", help="Input column to copy to the output (repeat; default: all)."
     ),
     proba: bool = typer.Option(False, "--proba", help="Also write proba.<class> columns."),
+    device: str = typer.Option(
+        None, help="Torch models: cuda, cuda:N, auto or cpu (no CUDA: falls back to the CPU)."
+    ),
 ) -> None:
     """Predict every row of a file with a registered model; write rows + predictions."""
     ws = open_workspace(ctx)
@@ -46,6 +49,7 @@ def predict(
             columns=keep or None,
             proba=proba,
             progress=update,
+            device=device,
         )
     rate = result.rows / result.seconds if result.seconds > 0 else 0.0
     console.print(

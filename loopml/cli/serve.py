@@ -35,6 +35,11 @@ def serve(
     max_body_mb: float = typer.Option(32.0, help="Larger request bodies get HTTP 413."),
     timeout: float = typer.Option(30.0, help="Seconds before a prediction gets HTTP 504."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not log predictions."),
+    runtime: str = typer.Option(
+        "native",
+        help="native (each model's library) or onnx (its ONNX export, run by onnxruntime; "
+        "register the model with onnx=True).",
+    ),
 ) -> None:
     """Serve models (and deployments) with micro-batching until Ctrl-C / SIGTERM."""
     models = [*(refs or []), *(model or [])]
@@ -47,10 +52,12 @@ def serve(
         max_body_mb=max_body_mb,
         timeout_s=timeout,
         token=token or os.environ.get(TOKEN_ENV) or None,
+        runtime=runtime,
     )
     ws = open_workspace(ctx)
     served = ", ".join([*models, *(f"deployment {d}" for d in deployment or [])])
-    console.print(f"serving {served} on http://{host}:{port} (Ctrl-C stops)")
+    via = "" if runtime == "native" else f" with the {runtime} runtime"
+    console.print(f"serving {served}{via} on http://{host}:{port} (Ctrl-C stops)")
     run_server(
         ws,
         models,

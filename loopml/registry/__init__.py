@@ -6,7 +6,7 @@ A version is named by a URI such as ``models:/churn/3`` or ``models:/churn@produ
 """
 
 from loopml.registry._flavors import Flavor, SklearnFlavor, flavor_for, get_flavor, register_flavor
-from loopml.registry._loaded import LoadedModel, load_model
+from loopml.registry._loaded import RUNTIMES, LoadedModel, load_model
 from loopml.registry._registry import (
     ModelVersion,
     RegisteredModel,
@@ -23,6 +23,7 @@ from loopml.registry._signature import ColumnSpec, Signature
 from loopml.registry._uri import parse_model_uri
 
 __all__ = [
+    "RUNTIMES",
     "ColumnSpec",
     "Flavor",
     "LoadedModel",

@@ -86,7 +86,8 @@ def register_flavor(flavor: Flavor) -> None:
     _flavors[flavor.name] = flavor
 
 
-NATIVE = ("xgboost", "lightgbm", "pipeline", "torch")  # registered by loopml.registry._native
+# registered by loopml.registry._native
+NATIVE = ("xgboost", "lightgbm", "pipeline", "torch", "keras")
 
 
 def _load_native() -> None:

@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from loopml.errors import InvalidInput, MissingDependency, NotFound
 from loopml.registry._flavors import Flavor, register_flavor
+from loopml.registry._keras import KerasFlavor
 from loopml.registry._torch import TorchFlavor
 
 FLAVOR_FILE = "flavor.json"
@@ -389,11 +390,11 @@ class PipelineFlavor:
 
 
 def register_native_flavors() -> None:
-    """Register the xgboost, lightgbm, pipeline and torch flavors with the model registry.
+    """Register the xgboost, lightgbm, pipeline, torch and keras flavors with the registry.
 
     They are registered after the built-in scikit-learn flavor, which would also claim
     these models (they have ``fit`` and ``predict``), so they are tried before it.
-    Calling it again re-registers the same four and changes nothing further.
+    Calling it again re-registers the same five and changes nothing further.
 
     Examples
     --------
@@ -402,7 +403,13 @@ def register_native_flavors() -> None:
     >>> flavor_for(xgboost.XGBClassifier()).name  # doctest: +SKIP
     'xgboost'
     """
-    for flavor in (XGBoostFlavor(), LightGBMFlavor(), PipelineFlavor(), TorchFlavor()):
+    for flavor in (
+        XGBoostFlavor(),
+        LightGBMFlavor(),
+        PipelineFlavor(),
+        TorchFlavor(),
+        KerasFlavor(),
+    ):
         register_flavor(flavor)
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 from loopml._version import __version__
 from loopml.errors import InvalidInput, NotFound, StoreError
 from loopml.registry._flavors import Flavor
+from loopml.registry._onnx import ONNX_DIR
 from loopml.registry._signature import Signature
 from loopml.store import Workspace
 
@@ -32,9 +33,22 @@ METADATA_FILE = "loopml-model.json"
 FORMAT_VERSION = 1
 
 
+def _model_modules(model: object) -> list[str]:
+    """Top-level modules of the model's classes: its own, its Pipeline steps', and torch
+    for loopml's torch estimators (whose class lives in loopml)."""
+    parts = [model, *(step for _, step in getattr(model, "steps", None) or [])]
+    tops = [type(part).__module__.partition(".")[0] for part in parts]
+    if any(getattr(type(part), "_loopml_torch", False) is True for part in parts):
+        tops.append("torch")
+    if "keras" in tops:
+        tops.append("torch")  # keras's backend here
+    return tops
+
+
 def library_versions(model: object) -> dict[str, str]:
-    """Versions of Python, loopml, the core libraries and the model's own library
-    (e.g. ``sklearn`` for a scikit-learn estimator)."""
+    """Versions of Python, loopml, the core libraries and the model's own libraries
+    (e.g. ``sklearn`` for a scikit-learn estimator, ``xgboost`` for a Pipeline ending in
+    an XGBoost model, ``torch`` for a torch estimator)."""
     versions = {
         "python": platform.python_version(),
         "loopml": __version__,
@@ -42,38 +56,61 @@ def library_versions(model: object) -> dict[str, str]:
         "pandas": pd.__version__,
         "joblib": joblib.__version__,
     }
-    top = type(model).__module__.partition(".")[0]
-    own = getattr(sys.modules.get(top), "__version__", None)
-    if top not in versions and top != "builtins" and isinstance(own, str):
-        versions[top] = own
+    for top in _model_modules(model):
+        own = getattr(sys.modules.get(top), "__version__", None)
+        if top not in versions and top != "builtins" and isinstance(own, str):
+            versions[top] = own
     return versions
 
 
 def write_package(
-    model: object, flavor: Flavor, signature: Signature, folder: Path
+    model: object,
+    flavor: Flavor,
+    signature: Signature,
+    folder: Path,
+    onnx_example: Any = None,
 ) -> dict[str, Any]:
-    """Write the package of ``model`` into empty folder ``folder``; return its metadata."""
+    """Write the package of ``model`` into empty folder ``folder``; return its metadata.
+
+    With ``onnx_example`` (input rows), the model is also exported to ``onnx/model.onnx``
+    and checked on those rows (see :mod:`loopml.registry._onnx_export`).
+    """
     flavor.save(model, folder)
-    if (folder / METADATA_FILE).exists():
-        raise InvalidInput(f"flavor {flavor.name!r} wrote {METADATA_FILE}, a name loopml reserves")
-    metadata = {
+    for reserved in (METADATA_FILE, ONNX_DIR):
+        if (folder / reserved).exists():
+            raise InvalidInput(f"flavor {flavor.name!r} wrote {reserved}, a name loopml reserves")
+    onnx = None
+    if onnx_example is not None:
+        from loopml.registry._onnx_export import export_onnx  # imports the onnx extra
+
+        onnx = export_onnx(model, flavor.name, signature, onnx_example, folder)
+    versions = library_versions(model)
+    metadata: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "flavor": flavor.name,
         "signature": signature.to_dict(),
-        "library_versions": library_versions(model),
+        "library_versions": versions,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         "predict_proba": callable(getattr(model, "predict_proba", None)),
     }
+    if onnx is not None:
+        metadata["onnx"] = onnx
+        versions |= {"onnx": onnx["onnx_version"], "onnxruntime": onnx["onnxruntime_version"]}
     (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
     return metadata
 
 
 def store_package(
-    ws: Workspace, model: object, flavor: Flavor, signature: Signature
+    ws: Workspace,
+    model: object,
+    flavor: Flavor,
+    signature: Signature,
+    onnx_example: Any = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Write the package of ``model`` into the blob store; return (digest, metadata)."""
+    """Write the package of ``model`` (with its ONNX export when ``onnx_example`` is given)
+    into the blob store; return (digest, metadata)."""
     with tempfile.TemporaryDirectory(prefix="loopml-package-") as tmp:
-        metadata = write_package(model, flavor, signature, Path(tmp))
+        metadata = write_package(model, flavor, signature, Path(tmp), onnx_example)
         manifest = ws.blobs.put_tree(tmp)
     body = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
     return ws.blobs.put_bytes(body), metadata

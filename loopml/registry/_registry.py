@@ -142,7 +142,9 @@ def _touch(conn: Connection, name: str, **values: Any) -> None:
     )
 
 
-def _signature_for(model: object, input_example: Any, signature: Signature | None) -> Signature:
+def _signature_for(
+    model: object, input_example: Any, signature: Signature | None, flavor: Flavor | None = None
+) -> Signature:
     if input_example is None:
         if signature is None:
             raise InvalidInput(
@@ -155,6 +157,9 @@ def _signature_for(model: object, input_example: Any, signature: Signature | Non
         return signature
     method = "predict" if callable(getattr(model, "predict", None)) else "transform"
     predict = getattr(model, method, None)  # a reducer (PCA...) answers with transform
+    example_output = getattr(flavor, "example_output", None)  # e.g. keras: no progress bar
+    if callable(example_output):
+        predict = lambda X: example_output(model, X)  # noqa: E731
     if not callable(predict):
         raise InvalidInput(
             f"{type(model).__name__} has no predict() or transform(); pass signature= instead"
@@ -242,6 +247,7 @@ def register_model(
     flavor: str | Flavor | None = None,
     description: str = "",
     tags: Mapping[str, str] | None = None,
+    onnx: bool = False,
 ) -> ModelVersion:
     """Store ``model`` as the next version of registered model ``name``.
 
@@ -258,6 +264,10 @@ def register_model(
     flavor : a flavor or its name; by default the one that can save ``model``.
     description : text about this version.
     tags : string tags of this version.
+    onnx : also export the model to ONNX (scikit-learn, XGBoost, LightGBM, Pipelines of
+        them, loopml torch estimators), stored beside the native files and checked against
+        the model on ``input_example`` (required then); load it with
+        ``load_model(..., runtime="onnx")``.
 
     Returns
     -------
@@ -267,7 +277,11 @@ def register_model(
     Raises
     ------
     InvalidInput
-        A bad name or tag, no signature source, or a model no flavor can save.
+        A bad name or tag, no signature source, a model no flavor can save, or (with
+        ``onnx=True``) no input example, a model that does not convert or an export whose
+        answers differ from the model's on the example.
+    MissingDependency
+        ``onnx=True`` without the ``onnx`` extra installed.
     NotFound
         ``run_id`` is not a run of this workspace.
     Conflict
@@ -283,9 +297,15 @@ def register_model(
     if not isinstance(description, str):
         raise InvalidInput(f"description must be a string, not {type(description).__name__}")
     checked_tags = check_tags(tags)
+    if not isinstance(onnx, bool):
+        raise InvalidInput(f"onnx must be True or False, not {onnx!r}")
+    if onnx and input_example is None:
+        raise InvalidInput(
+            "onnx=True needs input_example=: the ONNX export is checked against the model on it"
+        )
     chosen = _resolve_flavor(model, flavor)
-    sig = _signature_for(model, input_example, signature)
-    digest, _ = store_package(ws, model, chosen, sig)
+    sig = _signature_for(model, input_example, signature, chosen)
+    digest, _ = store_package(ws, model, chosen, sig, input_example if onnx else None)
     return _new_version(ws, name, digest, chosen.name, sig, run_id, description, checked_tags)
 
 

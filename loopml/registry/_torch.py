@@ -129,15 +129,52 @@ def check_input_shape(input_shape: Any, n_features: int, who: str) -> tuple[int,
     return tuple(shape)
 
 
+def predict_device(device: object, who: str) -> str:
+    """The torch device a model predicts on for ``device``: ``"cpu"``, ``"cuda"``,
+    ``"cuda:N"`` or ``"auto"`` (CUDA when available).
+
+    When CUDA is asked for and not available, prediction falls back to the CPU with one
+    :class:`RuntimeWarning` naming the model (training, by contrast, refuses: see
+    ``loopml.training``), so a job configured for a GPU node still runs on a CPU one.
+
+    Raises
+    ------
+    InvalidInput
+        ``device`` is not one of those names.
+    """
+    if device == "cpu":
+        return "cpu"
+    kind, _, index = device.partition(":") if isinstance(device, str) else ("", "", "")
+    if device != "auto" and (kind != "cuda" or (index and not index.isdigit())):
+        raise InvalidInput(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', not {device!r}")
+    torch = require_torch()
+    if torch.cuda.is_available():
+        return "cuda" if device == "auto" else str(device)
+    if device != "auto":
+        warnings.warn(
+            f"{who}: device={device!r} but CUDA is not available (torch {torch.__version__}, "
+            "torch.cuda.is_available() is False); predicting on the CPU instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return "cpu"
+
+
 def forward(
-    fn: Callable[[Any], Any], rows: np.ndarray[Any, Any], input_shape: Sequence[int]
+    fn: Callable[[Any], Any],
+    rows: np.ndarray[Any, Any],
+    input_shape: Sequence[int],
+    device: str = "cpu",
 ) -> Array:
-    """``fn`` applied in batches to ``rows`` reshaped to ``(n, *input_shape)``, on CPU."""
+    """``fn`` applied in batches to ``rows`` reshaped to ``(n, *input_shape)`` on
+    ``device``; the outputs come back to the CPU."""
     torch = require_torch()
     outputs = []
     with torch.no_grad():
         for start in range(0, max(len(rows), 1), PREDICT_BATCH):
             batch = torch.from_numpy(rows[start : start + PREDICT_BATCH])
+            if device != "cpu":
+                batch = batch.to(device)
             out = fn(batch.reshape(len(batch), *input_shape))
             outputs.append(out.detach().cpu().to(torch.float64).numpy())
     return np.concatenate(outputs) if outputs else np.empty((0,))
@@ -175,6 +212,20 @@ class _LoadedTorchModel(BaseEstimator):  # type: ignore[misc]
         self.program = program
         self.input_shape = input_shape
         self.feature_names = feature_names
+
+    @property
+    def device(self) -> str:
+        """The torch device it predicts on (``"cpu"`` unless :meth:`to_device` moved it)."""
+        return str(getattr(self, "_device", "cpu"))
+
+    def to_device(self, device: str) -> None:
+        """Predict on ``device`` from now on (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``;
+        CUDA asked for without CUDA falls back to the CPU with a warning)."""
+        resolved = predict_device(device, type(self).__name__)
+        module = self.module_
+        if resolved != "cpu":
+            module = module.to(resolved)
+        self._module, self._device = module, resolved
 
     @property
     def module_(self) -> Any:
@@ -220,7 +271,7 @@ class _LoadedTorchModel(BaseEstimator):  # type: ignore[misc]
     def _outputs(self, X: Any) -> Array:
         who = type(self).__name__
         rows = as_rows(X, self.n_features_in_, self.feature_names, who)
-        return forward(self.module_, rows, self.input_shape_)
+        return forward(self.module_, rows, self.input_shape_, self.device)
 
 
 class LoadedTorchRegressor(RegressorMixin, _LoadedTorchModel):  # type: ignore[misc]
@@ -396,6 +447,7 @@ __all__ = [
     "as_rows",
     "check_input_shape",
     "forward",
+    "predict_device",
     "require_torch",
     "to_proba",
     "to_values",

@@ -222,6 +222,7 @@ def predict_file(
     columns: Sequence[str] | None = None,
     proba: bool = False,
     progress: Progress | None = None,
+    device: str | None = None,
 ) -> BatchResult:
     """Predict every row of a CSV or Parquet file with a registered model, in chunks.
 
@@ -236,6 +237,9 @@ def predict_file(
         ``["customer_id"]`` to keep an id only), before ``prediction``.
     proba : also write ``proba.<class>`` columns (classifiers).
     progress : called as ``progress(rows_done, total_rows or None)`` after each chunk.
+    device : for a torch model, ``"cuda"``, ``"cuda:N"``, ``"auto"`` or ``"cpu"`` (see
+        :func:`~loopml.registry.load_model`: without CUDA, ``"cuda"`` falls back to the CPU
+        with one RuntimeWarning).
 
     Returns
     -------
@@ -256,7 +260,7 @@ def predict_file(
     """
     src, dest = Path(input_path), Path(output_path)
     in_fmt, out_fmt = _check(src, dest, chunk_rows, columns)
-    model = load_model(ws, model_ref)
+    model = load_model(ws, model_ref, device=device)
     uri = model.model_version.uri
     started = time.perf_counter()
     total = _total(src, in_fmt)

@@ -23,7 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from loopml.errors import InvalidInput
-from loopml.registry import LoadedModel, ModelVersion, load_model
+from loopml.registry import RUNTIMES, LoadedModel, ModelVersion, load_model
 from loopml.serving._batcher import Arrivals, BatchConfig, Batcher, BatchResult, Outcome
 from loopml.serving._codec import InputSchema, ModelInput, as_frame, combine
 from loopml.serving._metrics import ServingMetrics
@@ -89,11 +89,14 @@ def numpy_estimator(loaded: LoadedModel, schema_names: list[str], fast: bool) ->
     shallow copy without ``feature_names_in_`` skips that check (and its warning). Models
     that hold other estimators (pipelines, ensembles), select columns by name, or take
     non-numeric columns keep their DataFrame input. (Helpers such as a label encoder are
-    fine: they never see the input columns.)
+    fine: they never see the input columns.) An ONNX export fed one tensor takes the array
+    as it is.
     """
     native = loaded.native
     if loaded.signature.input_type == "ndarray":
         return native
+    if loaded.runtime == "onnx":  # one float32 tensor of the signature's columns, in order
+        return native if fast and loaded.metadata["onnx"]["inputs"] == "tensor" else None
     if not fast or not _is_estimator(native):
         return None
     names = getattr(native, "feature_names_in_", None)
@@ -121,6 +124,8 @@ class ServeConfig:
     watch_interval_s : how often aliases are re-resolved for hot swap (0: never).
     inference_threads : native threads (OpenMP/BLAS) per model call; 1 suits small batches.
     token : when set, every request but the health probes needs ``Bearer <token>``.
+    runtime : ``"native"`` (each model's own library) or ``"onnx"`` (the ONNX export stored
+        by ``register_model(..., onnx=True)``, run by onnxruntime).
     """
 
     batching: BatchConfig = field(default_factory=BatchConfig)
@@ -129,6 +134,7 @@ class ServeConfig:
     watch_interval_s: float = 2.0
     inference_threads: int = 1
     token: str | None = None
+    runtime: str = "native"
 
     def __post_init__(self) -> None:
         b = self.batching
@@ -145,6 +151,10 @@ class ServeConfig:
             raise InvalidInput(f"inference_threads must be at least 1: {self.inference_threads}")
         if self.token is not None and not self.token:
             raise InvalidInput("token must not be empty")
+        if self.runtime not in RUNTIMES:
+            raise InvalidInput(
+                f"runtime must be one of {', '.join(RUNTIMES)}, not {self.runtime!r}"
+            )
 
 
 class ServedModel:
@@ -358,8 +368,14 @@ class ModelPool:
         ):
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
+    def _load(self, mv: ModelVersion) -> LoadedModel:
+        if self.config.runtime == "native":
+            return load_model(self.ws, mv)
+        threads = self.config.inference_threads
+        return load_model(self.ws, mv, runtime=self.config.runtime, threads=threads)
+
     async def _install(self, endpoint: Endpoint, role: str, slot: Slot, mv: ModelVersion) -> None:
-        loaded = await asyncio.to_thread(load_model, self.ws, mv)
+        loaded = await asyncio.to_thread(self._load, mv)
         served = ServedModel(
             loaded,
             endpoint=endpoint.name,

@@ -209,7 +209,14 @@ def test_pipeline_ending_in_sklearn_stays_sklearn(
 
 def test_flavor_choice_and_idempotent_registration() -> None:
     register_native_flavors()
-    assert list(_flavors._flavors) == ["sklearn", "xgboost", "lightgbm", "pipeline", "torch"]
+    assert list(_flavors._flavors) == [
+        "sklearn",
+        "xgboost",
+        "lightgbm",
+        "pipeline",
+        "torch",
+        "keras",
+    ]
     assert flavor_for(XGBRegressor()).name == "xgboost"
     assert flavor_for(LGBMRegressor()).name == "lightgbm"
     assert flavor_for(Pipeline([("m", XGBClassifier())])).name == "pipeline"

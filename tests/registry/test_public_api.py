@@ -14,6 +14,7 @@ from loopml.errors import InvalidInput, NotFound
 from loopml.registry import SklearnFlavor, _flavors, flavor_for, get_flavor, register_flavor
 
 PUBLIC = {
+    "RUNTIMES",
     "ColumnSpec",
     "Flavor",
     "LoadedModel",
@@ -67,8 +68,8 @@ def test_sklearn_flavor_takes_predictors_and_transformers() -> None:
 
 
 def test_unknown_flavor_lists_the_known_ones() -> None:
-    with pytest.raises(NotFound, match="no model flavor 'keras'; known flavors: "):
-        get_flavor("keras")
+    with pytest.raises(NotFound, match="no model flavor 'tensorflow'; known flavors: "):
+        get_flavor("tensorflow")
 
 
 class _DictFlavor:
