@@ -37,19 +37,21 @@ class ServerProcess:
         cmd = [LOOPML, "-w", str(self.home), "server", "--port", str(self.port)]
         cmd += ["--workers", str(self.workers)]
         with open(self.home / "server.log", "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
+            # a session of its own, so a kill takes the workers with the supervisor
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 120  # workers start slowly on a loaded machine
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.05)
+        self.kill()
         raise RuntimeError(f"server did not start: {(self.home / 'server.log').read_text()}")
 
     def kill(self) -> None:
         assert self.proc is not None
-        self.proc.kill()
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
 
