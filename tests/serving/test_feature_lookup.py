@@ -83,6 +83,11 @@ def _serve_and_check(ws: Workspace) -> None:
             r = client.post(url, json=bad)
             assert r.status_code == 422, (bad, r.text)
             assert message in r.json()["error"], (bad, r.text)
+        v2 = {
+            "inputs": [{"name": c, "shape": [1], "datatype": "FP64", "data": [1.0]} for c in INPUTS]
+        }
+        r = client.post("/v2/models/scorer-live/infer", json=v2)
+        assert r.status_code == 422 and "entity key 'customer_id'" in r.text, r.text
 
     table = read_predictions(ws, "scorer-live").to_pandas()
     assert table["input.customer_id"].tolist() == [1, 2, 9]
