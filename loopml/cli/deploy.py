@@ -58,6 +58,8 @@ def _describe(ws: Workspace, d: Deployment) -> str:
         text += f", {d.policy} {_version(ws, d.model, d.candidate)} at {d.traffic:.0%}"
         if d.sticky_key:
             text += f" by {d.sticky_key}"
+    if d.features:
+        text += f", features from service {d.features}"
     return text
 
 
@@ -74,6 +76,11 @@ def create(
     ab: str = typer.Option(None, "--ab", help="Sticky A/B split with this version."),
     traffic: float = typer.Option(None, help="The candidate's share in (0, 1)."),
     sticky_key: str = typer.Option(None, help="Request field hashed for sticky assignment."),
+    features: str = typer.Option(
+        None,
+        "--features",
+        help="Feature service: requests carry only its entity keys; the server looks up the rest.",
+    ),
 ) -> None:
     """Create deployment NAME, or replace its versions and policy."""
     ws = open_workspace(ctx)
@@ -87,6 +94,7 @@ def create(
         ab=ab,
         traffic=traffic,
         sticky_key=sticky_key,
+        features=features,
     )
     console.print(f"deployed {_describe(ws, d)}", highlight=False)
 

@@ -19,6 +19,7 @@ from loopml.monitoring import (
     list_monitors,
     list_reports,
     report_html,
+    skew_report,
 )
 from loopml.store import Workspace
 
@@ -169,6 +170,33 @@ def check(
     path = _html_path(ws, name, c.report_id, html)
     write_atomic(path, report_html(ws, c.report_id))
     console.print(f"HTML report: {path}", highlight=False, soft_wrap=True)
+
+
+@app.command("skew")
+def skew(
+    ctx: typer.Context,
+    deployment: str = typer.Argument(..., help="A deployment made with --features."),
+    since: str = typer.Option("1d", help=f"Window start: {_TIME}"),
+    until: str = typer.Option(None, help=f"Window end (exclusive): {_TIME}"),
+    tolerance: float = typer.Option(1e-9, help="Numeric values closer than this are equal."),
+) -> None:
+    """Training/serving skew: served feature values vs offline ones, point in time."""
+    ws = open_workspace(ctx)
+    r = skew_report(ws, deployment, since=since, until=until, tolerance=tolerance)
+    t = table(
+        "feature",
+        "rows",
+        "mismatched",
+        "share",
+        "max abs diff",
+        title=f"{deployment}: feature service {r.service}, {r.rows} logged row(s)",
+    )
+    for f in r.features:
+        share = f"{f.mismatch_share:.1%}"
+        t.add_row(f.feature, str(f.rows), str(f.mismatched), share, number(f.max_abs_diff))
+    console.print(t)
+    if r.skewed:
+        console.print(f"[yellow]skewed: {', '.join(r.skewed)}[/]", highlight=False)
 
 
 @app.command("list")

@@ -169,6 +169,31 @@ def _batches(
         yield batch
 
 
+def point_in_time(
+    ws: Workspace, plan: Plan, table: pa.Table, timestamp_field: str
+) -> tuple[pa.Table, list[DatasetVersion]]:
+    """``table``'s rows, in order, with ``plan``'s features as of each row's time (nothing
+    stored), and the source versions read.
+
+    Raises
+    ------
+    InvalidInput
+        A join key, request field or the timestamp column is missing or mistyped.
+    """
+    check_entities(table, plan, timestamp_field)
+    entity_cols = table.column_names
+    table = table.append_column(_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    con = connect()
+    try:
+        query, sources = join_sql(con, ws, plan, entity_cols, timestamp_field)
+        con.register("__entities", table)
+        batches = list(_batches(con, query, plan, entity_cols))
+    finally:
+        con.close()
+    empty = table.drop_columns([_ROW]).slice(0, 0)
+    return (pa.Table.from_batches(batches) if batches else empty), sources
+
+
 def training_set(
     entity_df: Any,
     features: FeaturesArg,
@@ -206,18 +231,7 @@ def training_set(
     ws = workspace or default_workspace()
     plan = make_plan(ws, features, full_feature_names=full_feature_names)
     table, entity_version = entity_table(entity_df, ws)
-    check_entities(table, plan, timestamp_field)
-    entity_cols = table.column_names
-    table = table.append_column(_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    con = connect()
-    try:
-        query, sources = join_sql(con, ws, plan, entity_cols, timestamp_field)
-        con.register("__entities", table)
-        batches = list(_batches(con, query, plan, entity_cols))
-    finally:
-        con.close()
-    empty = table.drop_columns([_ROW]).slice(0, 0)
-    result = pa.Table.from_batches(batches) if batches else empty
+    result, sources = point_in_time(ws, plan, table, timestamp_field)
     unique = {dv.ref: dv for dv in [*sources, *([entity_version] if entity_version else [])]}
     parents = list(unique.values())
     stored = ingest(

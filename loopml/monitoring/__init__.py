@@ -11,7 +11,8 @@ Monitors watch a deployment: ``create_monitor`` summarises the reference once (b
 dataset its model was trained on, found by lineage); ``check_monitor`` compares a window of
 logged predictions with it, stores a JSON + HTML report and updates alert rules
 (``drift_share > 0.3``, ``accuracy < 0.8``, ``rows < 1``...) that notify by log, webhook or
-callback while de-duplicating repeats.
+callback while de-duplicating repeats. ``skew_report`` compares the feature values a
+deployment looked up online with the offline values for the same keys and times.
 """
 
 from loopml.monitoring._alerts import (
@@ -48,6 +49,7 @@ from loopml.monitoring._performance import (
 )
 from loopml.monitoring._quality import QualityIssue, QualityReport, quality_report
 from loopml.monitoring._reports import MonitorReport, get_report, list_reports, report_html
+from loopml.monitoring._skew import FeatureSkew, SkewReport, skew_report
 from loopml.monitoring._summary import ColumnSummary, ReferenceSummary
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "ColumnDrift",
     "ColumnSummary",
     "DriftReport",
+    "FeatureSkew",
     "LogNotifier",
     "Monitor",
     "MonitorCheck",
@@ -71,6 +74,7 @@ __all__ = [
     "ReferenceSummary",
     "Rule",
     "RuleResult",
+    "SkewReport",
     "WebhookNotifier",
     "WindowPerformance",
     "check_monitor",
@@ -87,4 +91,5 @@ __all__ = [
     "performance_report",
     "quality_report",
     "report_html",
+    "skew_report",
 ]

@@ -116,6 +116,7 @@ def _endpoint_for_deployment(ws: Workspace, d: Deployment) -> Endpoint:
         policy=d.policy,
         route=d.route,
         sticky_key=d.sticky_key,
+        features=d.features,
         reload=reload,
     )
 
@@ -313,9 +314,9 @@ class ModelServer:
                         f"{served.name}/{served.version} has no predict_proba (not a classifier)"
                     )
                 if big:
-                    data, rows = await asyncio.to_thread(served.schema.prepare, parsed)
+                    data, rows = await asyncio.to_thread(served.prepare, parsed)
                 else:
-                    data, rows = served.schema.prepare(parsed)
+                    data, rows = served.prepare(parsed)
                 try:
                     future = served.submit(data, rows, proba, request_id)
                 except BatcherClosed:
@@ -350,7 +351,7 @@ class ModelServer:
         if served is None:
             return
         try:
-            data, rows = served.schema.prepare(parsed)
+            data, rows = served.prepare(parsed)
             future = served.submit(data, rows, False, request_id, expected=False)
         except (LoopmlError, BatcherClosed, ValueError, TypeError) as exc:
             log.info(

@@ -56,6 +56,8 @@ class Deployment:
     candidate : reference of the candidate version, or None for ``single``.
     traffic : share of requests (canary) or of keys (ab) sent to the candidate.
     sticky_key : request field whose value is hashed to route (ab; optional for canary).
+    features : the feature service looked up for each request, or None (requests carry
+        every model input).
     created_at, updated_at : UTC times.
     """
 
@@ -68,6 +70,7 @@ class Deployment:
     sticky_key: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    features: str | None = None
 
     def route(self, request_key: str | None) -> Route:
         """Which version answers a request whose sticky key is ``request_key``.
@@ -109,6 +112,7 @@ def _from_row(r: Any) -> Deployment:
         candidate=r.candidate_ref,
         traffic=r.traffic,
         sticky_key=r.sticky_key,
+        features=r.features,
         created_at=_time(r.created_at),
         updated_at=_time(r.updated_at),
     )
@@ -209,6 +213,17 @@ def _check_sticky(policy: Policy, sticky_key: object) -> str | None:
     return sticky_key
 
 
+def _check_features(ws: Workspace, service: object) -> str | None:
+    if service is None:
+        return None
+    if not isinstance(service, str) or not service or len(service) > 256:
+        raise InvalidInput(f"features must be a feature service name, not {service!r}")
+    from loopml.features import get_definition
+
+    get_definition(service, "feature_service", workspace=ws)  # NotFound names what exists
+    return service
+
+
 def _check_model(model: object) -> str:
     if not isinstance(model, str) or not model or any(c in model for c in "/@:"):
         raise InvalidInput(f"model must be a registered model name, not {model!r}")
@@ -226,6 +241,7 @@ def deploy(
     ab: str | int | None = None,
     traffic: float | None = None,
     sticky_key: str | None = None,
+    features: str | None = None,
 ) -> Deployment:
     """Create deployment ``name``, or replace its versions and policy if it exists.
 
@@ -239,6 +255,9 @@ def deploy(
         policy (none: ``single``).
     traffic : the candidate's share in (0, 1): required for canary, default 0.5 for ab.
     sticky_key : request field hashed for sticky assignment (ab, canary).
+    features : a feature service: requests then carry only its entity keys (and the
+        request fields its on-demand features read); the server looks the other model
+        inputs up in the online store. None: requests carry every input.
 
     Returns
     -------
@@ -249,7 +268,8 @@ def deploy(
     InvalidInput
         A bad name, reference, policy combination, traffic or sticky key.
     NotFound
-        The model, or a version or alias a reference names, does not exist.
+        The model, a version or alias a reference names, or the feature service does not
+        exist.
 
     Examples
     --------
@@ -260,6 +280,7 @@ def deploy(
     policy, candidate_ref = _policy(shadow, canary, ab)
     share = _check_traffic(policy, traffic)
     sticky = _check_sticky(policy, sticky_key)
+    service = _check_features(ws, features)
     primary_ref = normalize_ref(primary, "primary")
     candidate = None if candidate_ref is None else normalize_ref(candidate_ref, policy)
     if model is None:
@@ -290,6 +311,7 @@ def deploy(
         "candidate_ref": candidate,
         "traffic": share,
         "sticky_key": sticky,
+        "features": service,
         "created_at": now,
         "updated_at": now,
     }

@@ -25,7 +25,8 @@ from threadpoolctl import threadpool_limits
 from loopml.errors import InvalidInput
 from loopml.registry import RUNTIMES, LoadedModel, ModelVersion, load_model
 from loopml.serving._batcher import Arrivals, BatchConfig, Batcher, BatchResult, Outcome
-from loopml.serving._codec import InputSchema, ModelInput, as_frame, combine
+from loopml.serving._codec import InputSchema, ModelInput, Parsed, as_frame, combine
+from loopml.serving._feature_join import FeatureJoin
 from loopml.serving._metrics import ServingMetrics
 from loopml.store import Workspace
 
@@ -170,6 +171,7 @@ class ServedModel:
         arrivals: Arrivals,
         metrics: ServingMetrics,
         logger: PredictionLog | None,
+        features: FeatureJoin | None = None,
     ) -> None:
         mv = loaded.model_version
         self.loaded = loaded
@@ -186,6 +188,7 @@ class ServedModel:
         classes = getattr(loaded.native, "classes_", None)
         self.classes: list[Any] | None = None if classes is None else np.asarray(classes).tolist()
         self._logger = logger
+        self.features = features
         self.closed = False
         threads = config.inference_threads
         self.batcher = Batcher(
@@ -202,10 +205,22 @@ class ServedModel:
         """Whether the model gives class probabilities."""
         return callable(self._proba)
 
+    def prepare(self, parsed: Parsed) -> tuple[ModelInput, int]:
+        """A parsed request as what :meth:`submit` takes: checked model input, or with a
+        feature service the request's key and request columns (looked up per batch)."""
+        if self.features is not None:
+            return self.features.prepare(parsed)
+        return self.schema.prepare(parsed)
+
     def _execute(
         self, parts: list[ModelInput], proba: bool, request_ids: list[str], rows: list[int]
     ) -> BatchResult:
-        X = combine(parts, self.schema)
+        logged = None
+        if self.features is not None:  # one online lookup for the whole micro-batch
+            logged = self.features.join(parts)
+            X = self.schema.prepare(logged[self.schema.names])[0]
+        else:
+            X = combine(parts, self.schema)
         start = time.perf_counter()
         predictions = np.asarray(_values(self._model.predict(X)))
         probabilities = None
@@ -220,7 +235,7 @@ class ServedModel:
                     self.version,
                     self.role,
                     ids,
-                    as_frame(X, self.schema.names),
+                    as_frame(X, self.schema.names) if logged is None else logged,
                     predictions,
                     probabilities,
                     self.classes,
@@ -283,6 +298,7 @@ class Endpoint:
     policy : ``single``, ``shadow``, ``canary`` or ``ab``.
     route : for canary/ab: request key (or None) → ``"primary"`` or ``"candidate"``.
     sticky_key : the record field that keys A/B routing, if any.
+    features : the feature service looked up for each request, if any.
     reload : for a deployment: returns a new endpoint when its record changed, else None.
     """
 
@@ -295,6 +311,7 @@ class Endpoint:
         policy: str = "single",
         route: Callable[[str | None], str] | None = None,
         sticky_key: str | None = None,
+        features: str | None = None,
         reload: Callable[[], Endpoint | None] | None = None,
     ) -> None:
         self.name = name
@@ -303,6 +320,7 @@ class Endpoint:
         self.policy = policy
         self.route = route
         self.sticky_key = sticky_key
+        self.features = features
         self.reload = reload
         self.arrivals = Arrivals()
 
@@ -376,6 +394,10 @@ class ModelPool:
 
     async def _install(self, endpoint: Endpoint, role: str, slot: Slot, mv: ModelVersion) -> None:
         loaded = await asyncio.to_thread(self._load, mv)
+        join = None
+        if endpoint.features is not None:
+            inputs = [c.name for c in loaded.signature.inputs]
+            join = await asyncio.to_thread(FeatureJoin, self.ws, endpoint.features, inputs)
         served = ServedModel(
             loaded,
             endpoint=endpoint.name,
@@ -384,6 +406,7 @@ class ModelPool:
             arrivals=endpoint.arrivals,
             metrics=self.metrics,
             logger=self.logger,
+            features=join,
         )
         old, slot.current = slot.current, served  # the atomic switch
         self.metrics.serving(endpoint.name, served.name, served.version, role, True)
@@ -421,9 +444,9 @@ class ModelPool:
         """Serve deployment ``fresh`` instead of ``old``: reuse the models whose reference and
         role stay, load the others, switch in one assignment, retire what is left over."""
         fresh.arrivals = old.arrivals
-        kept = {(role, slot.ref): slot.current for role, slot in old.slots()}
+        kept = {(role, slot.ref, old.features): slot.current for role, slot in old.slots()}
         for role, slot in fresh.slots():
-            current = kept.pop((role, slot.ref), None)
+            current = kept.pop((role, slot.ref, fresh.features), None)
             if current is not None:
                 slot.current = current
             else:

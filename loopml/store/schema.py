@@ -229,6 +229,7 @@ deployments = sa.Table(
     sa.Column("candidate_ref", sa.String(64)),
     sa.Column("traffic", sa.Double),  # share of requests sent to the candidate (canary, ab)
     sa.Column("sticky_key", NAME),  # request field hashed for sticky A/B assignment
+    sa.Column("features", NAME),  # feature service looked up for each request (or null)
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )

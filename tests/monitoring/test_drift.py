@@ -29,6 +29,8 @@ def test_public_surface() -> None:
         "Rule", "RuleResult", "WebhookNotifier", "check_monitor", "create_monitor",
         "delete_monitor", "get_monitor", "get_report", "list_alerts", "list_monitors",
         "list_reports", "parse_rule", "report_html",
+        # training/serving skew
+        "FeatureSkew", "SkewReport", "skew_report",
     }  # fmt: skip
 
 
