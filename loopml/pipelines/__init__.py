@@ -10,6 +10,7 @@ and tracks a parent run with a child run per step and lineage between them.
 """
 
 from loopml.pipelines._airflow import airflow_dag, export_airflow, run_task
+from loopml.pipelines._batch import predict_partitions
 from loopml.pipelines._closed_loop import closed_loop
 from loopml.pipelines._executors import Executor, ProcessExecutor, ThreadExecutor, get_executor
 from loopml.pipelines._graph import Output
@@ -65,6 +66,7 @@ __all__ = [
     "list_schedules",
     "load_pipeline",
     "pipeline",
+    "predict_partitions",
     "remove_schedule",
     "resume",
     "run_task",
