@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -96,34 +96,70 @@ class Decision:
     created_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Iteration:
+    """One iteration of the loop between its stages (:func:`check` → :func:`retrain` →
+    :func:`evaluate` → :func:`conclude`); each stage returns it with more filled in, and
+    once ``decision`` is set the later stages pass it through unchanged. Picklable, so the
+    stages can be pipeline steps (``loopml.pipelines.closed_loop``)."""
+
+    deployment: str
+    model: str
+    champion: int
+    trigger: str
+    evidence: dict[str, Any] = field(repr=False)
+    decision: Decision | None = None
+    challenger: int | None = None
+    holdout: pd.DataFrame | None = field(default=None, repr=False)
+    target: str | None = None
+    task: str | None = None
+    summary: str | None = None
+
+
 def run_once(ws: Workspace, policy: Policy, *, trigger: str = "manual") -> Decision:
     """One iteration of the loop for ``policy.deployment``; see the module docstring."""
+    checked = check(ws, policy, trigger=trigger)
+    return conclude(ws, policy, evaluate(ws, policy, retrain(ws, policy, checked)))
+
+
+def check(ws: Workspace, policy: Policy, *, trigger: str = "manual") -> Iteration:
+    """The first stage: finish a pending shadow, else check the monitor; decided
+    (``skipped``) when the policy retrains only on an alert and none fires."""
     policy.check()
     dep = serving.get_deployment(ws, policy.deployment)
     champion = serving.resolve_version(ws, dep.model, dep.primary)
+    it = Iteration(dep.name, dep.model, champion, trigger, {})
     pending = _pending_shadow(ws, dep)
     if pending is not None:
-        return _finish_shadow(ws, policy, dep, pending)
-
+        return replace(it, decision=_finish_shadow(ws, policy, dep, pending))
     evidence: dict[str, Any] = {}
     if policy.monitor is not None:
-        check = monitoring.check_monitor(ws, policy.monitor)
+        checked = monitoring.check_monitor(ws, policy.monitor)
         firing = _firing(ws, policy.monitor)
-        evidence["monitor"] = {"report": check.report_id, "alerts": firing}
+        evidence["monitor"] = {"report": checked.report_id, "alerts": firing}
         if firing:
             trigger = "alert"
+    it = replace(it, trigger=trigger, evidence=evidence)
     if policy.when == "alert" and policy.monitor is not None and trigger != "alert":
-        return _record(ws, dep, champion, None, trigger, "skipped", "no alert firing", evidence)
+        return _decide(ws, it, "skipped", "no alert firing")
+    return it
 
-    mv = registry.get_model_version(ws, dep.model, champion)
+
+def retrain(ws: Workspace, policy: Policy, it: Iteration) -> Iteration:
+    """The second stage: a fresh holdout and a challenger trained (from the champion's
+    recipe or AutoML) and registered; decided (``skipped``) without enough fresh rows."""
+    if it.decision is not None:
+        return it
+    mv = registry.get_model_version(ws, it.model, it.champion)
     recipe = champion_recipe(ws, mv)
     latest = data.resolve(f"{recipe.dataset}@latest", workspace=ws)
     frame = latest.to_pandas()
     features = [c.name for c in mv.signature.inputs]
     if policy.feedback:
-        frame = _with_feedback(ws, dep.name, frame, features, recipe.target)
+        frame = _with_feedback(ws, it.deployment, frame, features, recipe.target)
     seen = data.resolve(recipe.trained_on, workspace=ws).to_pandas()
     fit_rows, holdout, fresh = _fresh_holdout(frame, seen, [*features, recipe.target], policy.seed)
+    evidence = dict(it.evidence)
     evidence["data"] = {
         "dataset": latest.ref,
         "champion_trained_on": recipe.trained_on,
@@ -131,22 +167,41 @@ def run_once(ws: Workspace, policy: Policy, *, trigger: str = "manual") -> Decis
         "fresh_rows": fresh,
         "holdout_rows": len(holdout),
     }
+    it = replace(it, evidence=evidence)
     if len(holdout) < MIN_HOLDOUT:
         reason = f"only {len(holdout)} holdout rows (need {MIN_HOLDOUT}): waiting for data"
-        return _record(ws, dep, champion, None, trigger, "skipped", reason, evidence)
+        return _decide(ws, it, "skipped", reason)
 
     result = _retrain(ws, policy, recipe, fit_rows, features)
     with ws.db.write() as conn:
         add_edge(ws.db, conn, latest.lineage_node, Node("run", result.run_id), "training")
-    challenger = result.register(dep.model, alias="challenger")
-    evidence["challenger_run"] = result.run_id
-
+    challenger = result.register(it.model, alias="challenger")
+    it = replace(
+        it,
+        evidence={**evidence, "challenger_run": result.run_id},
+        challenger=challenger.version,
+        holdout=holdout,
+        target=recipe.target,
+        task=recipe.task,
+    )
     problem = _incompatible(mv.signature, challenger.signature)
     if problem:
-        return _reject(ws, dep, champion, challenger.version, trigger, problem, evidence)
-    metric = policy.metric or DEFAULT_METRIC[recipe.task]
-    comparison = compare(ws, mv, challenger, holdout, recipe.target, recipe.task, metric)
-    evidence["comparison"] = comparison
+        return _decide(ws, it, "rejected", problem)
+    return it
+
+
+def evaluate(ws: Workspace, policy: Policy, it: Iteration) -> Iteration:
+    """The third stage: champion and challenger on the same fresh holdout; decided
+    (``rejected``) unless the challenger's gain is above the policy's margin."""
+    if it.decision is not None:
+        return it
+    assert it.challenger is not None and it.holdout is not None
+    assert it.target is not None and it.task is not None
+    champion = registry.get_model_version(ws, it.model, it.champion)
+    challenger = registry.get_model_version(ws, it.model, it.challenger)
+    metric = policy.metric or DEFAULT_METRIC[it.task]
+    comparison = compare(ws, champion, challenger, it.holdout, it.target, it.task, metric)
+    it = replace(it, evidence={**it.evidence, "comparison": comparison}, holdout=None)
     gain = comparison["improvement_low"]
     if not gain > policy.margin:
         reason = (
@@ -154,25 +209,52 @@ def run_once(ws: Workspace, policy: Policy, *, trigger: str = "manual") -> Decis
             f"{comparison['champion']:.4f}; the 95% interval of the gain starts at "
             f"{gain:.4f}, not above the margin {policy.margin}"
         )
-        return _reject(ws, dep, champion, challenger.version, trigger, reason, evidence)
+        return _decide(ws, it, "rejected", reason)
     summary = (
         f"{metric}: challenger {comparison['challenger']:.4f} vs champion "
         f"{comparison['champion']:.4f} (gain >= {gain:.4f} at 95%)"
     )
+    return replace(it, summary=summary)
+
+
+def conclude(ws: Workspace, policy: Policy, it: Iteration) -> Decision:
+    """The last stage: the challenger that won is recommended, shadowed or promoted (as
+    the policy says); the iteration's decision, recorded."""
+    if it.decision is not None:
+        return it.decision
+    challenger, summary = it.challenger, it.summary
+    assert challenger is not None and summary is not None
     if not policy.promote:
-        return _record(
-            ws, dep, champion, challenger.version, trigger, "recommended", summary, evidence
-        )
+        return _decided(ws, it, "recommended", summary)
+    dep = serving.get_deployment(ws, it.deployment)
     if policy.shadow_requests > 0:
-        serving.deploy(
-            ws, dep.name, model=dep.model, primary=dep.primary, shadow=str(challenger.version)
-        )
+        serving.deploy(ws, dep.name, model=dep.model, primary=dep.primary, shadow=str(challenger))
         reason = f"{summary}; shadowing until {policy.shadow_requests} requests"
-        return _record(
-            ws, dep, champion, challenger.version, trigger, "shadowing", reason, evidence
-        )
-    _promote(ws, policy, dep, challenger.version)
-    return _record(ws, dep, champion, challenger.version, trigger, "promoted", summary, evidence)
+        return _decided(ws, it, "shadowing", reason)
+    _promote(ws, policy, dep, challenger)
+    return _decided(ws, it, "promoted", summary)
+
+
+def _decide(ws: Workspace, it: Iteration, outcome: Outcome, reason: str) -> Iteration:
+    """``it`` with its decision made and recorded."""
+    return replace(it, decision=_decided(ws, it, outcome, reason), holdout=None)
+
+
+def _decided(ws: Workspace, it: Iteration, outcome: Outcome, reason: str) -> Decision:
+    """The decision on ``it``, recorded (a rejected challenger tagged so)."""
+    if outcome == "rejected" and it.challenger is not None:
+        registry.set_model_tag(ws, it.model, "loop.rejected", reason[:500], version=it.challenger)
+    return _record_row(
+        ws,
+        it.deployment,
+        it.model,
+        it.champion,
+        it.challenger,
+        it.trigger,
+        outcome,
+        reason,
+        it.evidence,
+    )
 
 
 def watch(
@@ -401,8 +483,16 @@ def _finish_shadow(
     evidence = {**pending.evidence, "shadow": stats}
     _promote(ws, policy, dep, pending.challenger)
     reason = f"{pending.reason.split(';')[0]}; shadow served {len(shadow)} requests"
-    return _record(
-        ws, dep, pending.champion, pending.challenger, "shadow", "promoted", reason, evidence
+    return _record_row(
+        ws,
+        dep.name,
+        dep.model,
+        pending.champion,
+        pending.challenger,
+        "shadow",
+        "promoted",
+        reason,
+        evidence,
     )
 
 
@@ -415,22 +505,10 @@ def _firing(ws: Workspace, monitor: str) -> list[str]:
     return [r.rule for r in rows]
 
 
-def _reject(
+def _record_row(
     ws: Workspace,
-    dep: serving.Deployment,
-    champion: int,
-    challenger: int,
-    trigger: str,
-    reason: str,
-    evidence: dict[str, Any],
-) -> Decision:
-    registry.set_model_tag(ws, dep.model, "loop.rejected", reason[:500], version=challenger)
-    return _record(ws, dep, champion, challenger, trigger, "rejected", reason, evidence)
-
-
-def _record(
-    ws: Workspace,
-    dep: serving.Deployment,
+    deployment: str,
+    model: str,
     champion: int | None,
     challenger: int | None,
     trigger: str,
@@ -439,8 +517,8 @@ def _record(
     evidence: dict[str, Any],
 ) -> Decision:
     row = {
-        "deployment": dep.name,
-        "model": dep.model,
+        "deployment": deployment,
+        "model": model,
         "champion": champion,
         "challenger": challenger,
         "trigger": trigger,
@@ -456,11 +534,11 @@ def _record(
         node = Node("loop_decision", str(decision_id))
         for role, version in (("champion", champion), ("challenger", challenger)):
             if version is not None:
-                add_edge(ws.db, conn, Node("model_version", f"{dep.model}/{version}"), node, role)
+                add_edge(ws.db, conn, Node("model_version", f"{model}/{version}"), node, role)
     return Decision(
         decision_id,
-        dep.name,
-        dep.model,
+        deployment,
+        model,
         champion,
         challenger,
         trigger,

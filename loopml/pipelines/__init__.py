@@ -6,9 +6,12 @@ running it validates the parameters, reuses cached outputs (keyed by the step's 
 arguments, inputs, declared dependencies and library versions), runs independent steps in
 parallel on an :class:`Executor`, stores every output content-addressed in the blob store,
 and tracks a parent run with a child run per step and lineage between them.
+:data:`closed_loop` is ``loopml.loop``'s iteration as a ready-made pipeline.
 """
 
 from loopml.pipelines._airflow import airflow_dag, export_airflow, run_task
+from loopml.pipelines._batch import predict_partitions
+from loopml.pipelines._closed_loop import closed_loop
 from loopml.pipelines._executors import Executor, ProcessExecutor, ThreadExecutor, get_executor
 from loopml.pipelines._graph import Output
 from loopml.pipelines._loading import load_pipeline, resume
@@ -32,7 +35,7 @@ from loopml.pipelines._schedules import (
     remove_schedule,
 )
 from loopml.pipelines._step import Step, step
-from loopml.pipelines._worker import StepCall, StepTimeout
+from loopml.pipelines._worker import StepCall, StepTimeout, step_workspace
 
 __all__ = [
     "Executor",
@@ -54,6 +57,7 @@ __all__ = [
     "add_schedule",
     "airflow_dag",
     "backfill",
+    "closed_loop",
     "export_airflow",
     "get_executor",
     "get_pipeline_run",
@@ -62,9 +66,11 @@ __all__ = [
     "list_schedules",
     "load_pipeline",
     "pipeline",
+    "predict_partitions",
     "remove_schedule",
     "resume",
     "run_task",
     "step",
     "step_table",
+    "step_workspace",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import typing
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -111,10 +112,14 @@ class Pipeline(Generic[P]):
     def params_model(self) -> type[BaseModel]:
         """A pydantic model of the parameters, from the function's annotations."""
         fields: dict[str, Any] = {}
+        try:  # annotations postponed by `from __future__ import annotations` are text
+            hints = typing.get_type_hints(self.fn, include_extras=True)
+        except (NameError, TypeError, AttributeError):  # unresolvable: pydantic names it
+            hints = {}
         for p in self.signature.parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 raise InvalidInput(f"pipeline {self.name!r}: *args/**kwargs are not supported")
-            annotation = Any if p.annotation is p.empty else p.annotation
+            annotation = hints.get(p.name, Any if p.annotation is p.empty else p.annotation)
             fields[p.name] = (annotation, ... if p.default is p.empty else p.default)
         config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
         return create_model(f"{self.name}_params", __config__=config, **fields)

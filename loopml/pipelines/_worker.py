@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import FrameType, ModuleType
 from typing import Any
@@ -21,6 +22,14 @@ from loopml.errors import InvalidInput, LoopmlError
 from loopml.pipelines._values import from_wire, to_wire
 from loopml.settings import Settings
 from loopml.store import Workspace, default_workspace, use_workspace
+
+_STEP_WORKSPACE: ContextVar[Workspace | None] = ContextVar("loopml_step_workspace", default=None)
+
+
+def step_workspace() -> Workspace:
+    """Inside a running step, the pipeline run's workspace (whatever the executor: with
+    ``thread`` it need not be the process's default); elsewhere the default workspace."""
+    return _STEP_WORKSPACE.get() or default_workspace()
 
 
 class StepTimeout(LoopmlError):
@@ -132,8 +141,12 @@ def execute(call: StepCall, ws: Workspace | None = None) -> Any:
     ws = ws or default_workspace()
     args = from_wire(ws, call.args)
     kwargs = from_wire(ws, call.kwargs)
-    with _deadline(call.timeout, call.node):
-        result = fn(*args, **kwargs)
+    token = _STEP_WORKSPACE.set(ws)
+    try:
+        with _deadline(call.timeout, call.node):
+            result = fn(*args, **kwargs)
+    finally:
+        _STEP_WORKSPACE.reset(token)
     return to_wire(result)
 
 
@@ -150,4 +163,5 @@ __all__ = [
     "load_file",
     "module_name_for",
     "resolve_function",
+    "step_workspace",
 ]

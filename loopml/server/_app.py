@@ -25,6 +25,7 @@ from loopml.server._http import json_response
 from loopml.server._mlflow import mlflow_routes
 from loopml.server._openapi import openapi_spec
 from loopml.server._ops_routes import ops_routes
+from loopml.server._pipeline_routes import pipeline_routes
 from loopml.server._registry_routes import registry_routes
 from loopml.server._tracking_routes import tracking_routes
 from loopml.server.ui import ui_routes
@@ -54,6 +55,7 @@ def api_routes(ws: Workspace) -> list[BaseRoute]:
         *registry_routes(ws),
         *data_routes(ws),
         *ops_routes(ws),
+        *pipeline_routes(ws),
         *auth_routes(),
         *audit_routes(ws),
     ]

@@ -264,3 +264,57 @@ def test_bad_executor_and_pipeline_sources(sqlite_ws: Workspace) -> None:
     with pytest.raises(loopml.InvalidInput, match=r"is not a @loopml\.pipeline"):
         pipelines.load_pipeline(f"{steps.__name__}:numbers")
     assert pipelines.load_pipeline(f"{steps.__name__}:arithmetic") is steps.arithmetic
+
+
+# -- batch prediction over partitions (the Ray path is in test_ray.py) ------------------
+def test_row_groups_split_into_balanced_contiguous_partitions() -> None:
+    from loopml.pipelines._batch import split_row_groups
+
+    assert split_row_groups([100] * 10, 4) == [[0, 1, 2], [3, 4], [5, 6, 7], [8, 9]]
+    assert split_row_groups([100] * 3, 8) == [[0], [1], [2]]
+    assert split_row_groups([5, 0, 5], 1) == [[0, 2]]  # empty row groups are left out
+    assert split_row_groups([1000, 1, 1, 1], 2) == [[0], [1, 2, 3]]
+
+
+def test_predict_partitions_checks_its_input(sqlite_ws: Workspace, tmp_path: Path) -> None:
+    src = tmp_path / "in.parquet"
+    pd.DataFrame({"a": [1.0]}).to_parquet(src)
+    cases = [
+        ({"input_path": tmp_path / "in.csv"}, loopml.InvalidInput, "reads a .parquet file"),
+        ({"input_path": tmp_path / "no.parquet"}, loopml.NotFound, "does not exist"),
+        ({"output_path": tmp_path / "o.txt"}, loopml.InvalidInput, "use a .csv or .parquet"),
+        ({"output_path": src}, loopml.InvalidInput, "would overwrite the input"),
+        ({"partitions": 0}, loopml.InvalidInput, "partitions must be a positive integer"),
+        ({"chunk_rows": "x"}, loopml.InvalidInput, "chunk_rows must be"),
+        ({"columns": "a"}, loopml.InvalidInput, "columns must be a list"),
+        ({}, loopml.NotFound, "churn"),  # no such model
+    ]
+    for change, error, message in cases:
+        kwargs: dict[str, Any] = {
+            "input_path": src,
+            "output_path": tmp_path / "out.parquet",
+            "executor": "thread",
+            **change,
+        }
+        with pytest.raises(error, match=message):
+            pipelines.predict_partitions(sqlite_ws, "churn", **kwargs)
+
+
+def test_predict_partitions_on_threads_matches_predict_file(
+    sqlite_ws: Workspace, tmp_path: Path
+) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    from loopml import registry, serving
+
+    frame = pd.DataFrame({"a": [float(i) for i in range(50)], "b": [i % 7 for i in range(50)]})
+    model = LinearRegression().fit(frame, frame.a * 2 + frame.b)
+    registry.register_model(sqlite_ws, model, "lin", input_example=frame.head(2))
+    src = tmp_path / "in.parquet"
+    frame.to_parquet(src, row_group_size=10)
+    local = serving.predict_file(sqlite_ws, "lin", src, tmp_path / "local.parquet")
+    parts = pipelines.predict_partitions(
+        sqlite_ws, "lin", src, tmp_path / "parts.parquet", partitions=3, executor="thread"
+    )
+    assert parts.rows == 50
+    pd.testing.assert_frame_equal(pd.read_parquet(parts.output), pd.read_parquet(local.output))

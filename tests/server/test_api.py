@@ -26,6 +26,7 @@ from loopml.store.schema import datasets, models
 from loopml.tracking import create_run, get_metric_history, get_run
 from tests.conftest import LiveServer
 from tests.fuzzing import assert_no_server_errors
+from tests.pipelines import steps
 
 with warnings.catch_warnings():  # starlette >= 1.x asks for httpx2; httpx still works
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -207,12 +208,15 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     run = create_run(ws, "fuzzed")
     run.log_metric("m", 1.0)
     run.flush()
+    steps.arithmetic.run({"n": 3}, workspace=ws)  # a pipeline run with its steps
     with LiveServer(create_app(ws)) as server:
         yield server.url
     ws.close()
 
 
 def test_no_input_gives_a_server_error(live_url: str) -> None:
+    paths = httpx.get(f"{live_url}/openapi.json").json()["paths"]
+    assert {"/api/v1/pipelines/runs", "/api/v1/pipelines/runs/{id}"} <= set(paths)
     assert_no_server_errors(live_url, min_operations=15, examples=20)
 
 
