@@ -22,6 +22,7 @@ from loopml.pipelines._records import (
     PipelineRunRecord,
     get_pipeline_run,
     list_pipeline_runs,
+    step_rows,
     step_table,
 )
 from loopml.pipelines._runner import StepEvent
@@ -71,6 +72,7 @@ __all__ = [
     "resume",
     "run_task",
     "step",
+    "step_rows",
     "step_table",
     "step_workspace",
 ]

@@ -146,8 +146,9 @@ STEP_COLUMNS = [
 ]
 
 
-def step_table(ws: Workspace, run_id: str) -> pd.DataFrame:
-    """The steps of a pipeline run, in the order they started."""
+def step_rows(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
+    """The steps of a pipeline run as dicts of :data:`STEP_COLUMNS` (times in epoch ms),
+    in the order they started."""
     t = step_runs
     with ws.db.read() as conn:
         rows = conn.execute(
@@ -155,7 +156,12 @@ def step_table(ws: Workspace, run_id: str) -> pd.DataFrame:
             .where(t.c.pipeline_run_id == run_id)
             .order_by(sa.func.coalesce(t.c.started_at, t.c.ended_at), t.c.node)
         ).all()
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=STEP_COLUMNS)
+    return [{**r._mapping, "cache_hit": bool(r.cache_hit)} for r in rows]
+
+
+def step_table(ws: Workspace, run_id: str) -> pd.DataFrame:
+    """The steps of a pipeline run, in the order they started."""
+    frame = pd.DataFrame(step_rows(ws, run_id), columns=STEP_COLUMNS)
     for col in ("started_at", "ended_at"):
         frame[col] = pd.to_datetime(frame[col], unit="ms", utc=True)
     frame["cache_hit"] = frame["cache_hit"].astype(bool)

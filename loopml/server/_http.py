@@ -68,6 +68,14 @@ def validate(model: type[M], data: Any) -> M:
         raise ApiError(422, "invalid_input", message, field) from None
 
 
+def name_query(request: Request, name: str) -> str | None:
+    """Query parameter ``name`` (a deployment or monitor name), if given; 422 naming it."""
+    value = request.query_params.get(name)
+    if value is not None and (not value or "\x00" in value or len(value) > 256):
+        raise ApiError(422, "invalid_input", f"{name} {value[:40]!r} is not a name", name)
+    return value
+
+
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
     """Integer query parameter ``name`` within [low, high], else 422 naming it."""
     raw = request.query_params.get(name)
@@ -131,6 +139,7 @@ __all__ = [
     "finite",
     "json_float",
     "json_response",
+    "name_query",
     "next_page_token",
     "page",
     "query_int",

@@ -17,7 +17,14 @@ from starlette.routing import BaseRoute
 from loopml import monitoring, serving
 from loopml.server._access import Access
 from loopml.server._errors import ApiError
-from loopml.server._http import decode_page_token, finite, json_response, page, query_int
+from loopml.server._http import (
+    decode_page_token,
+    finite,
+    json_response,
+    name_query,
+    page,
+    query_int,
+)
 from loopml.server._openapi import ApiRoute
 from loopml.store import Workspace
 from loopml.store.schema import loop_decisions
@@ -41,14 +48,6 @@ def record_json(value: Any) -> Any:
         return round(value.timestamp() * 1000)
     if isinstance(value, float):
         return finite(value)
-    return value
-
-
-def _name_query(request: Request, name: str) -> str | None:
-    """Query parameter ``name`` (a deployment or monitor name), if given; 422 naming it."""
-    value = request.query_params.get(name)
-    if value is not None and (not value or "\x00" in value or len(value) > 256):
-        raise ApiError(422, "invalid_input", f"{name} {value[:40]!r} is not a name", name)
     return value
 
 
@@ -108,7 +107,7 @@ def ops_routes(ws: Workspace) -> list[BaseRoute]:
     async def monitors(request: Request) -> Response:
         """List monitors (of one deployment, if given), by name"""
         offset, size = _window(request)
-        deployment = _name_query(request, "deployment")
+        deployment = name_query(request, "deployment")
         found = await run_in_threadpool(monitoring.list_monitors, ws, deployment)
         visible = await access.visible(request, "monitor", (m.name for m in found))
         found = [m for m in found if m.name in visible]
@@ -136,7 +135,7 @@ def ops_routes(ws: Workspace) -> list[BaseRoute]:
                 f"state must be firing, resolved or all, not {state!r}",
                 "state",
             )
-        source = _name_query(request, "source")
+        source = name_query(request, "source")
         found = await run_in_threadpool(
             lambda: monitoring.list_alerts(
                 ws, source=source, state=_STATES[state], limit=offset + size + 1
@@ -149,7 +148,7 @@ def ops_routes(ws: Workspace) -> list[BaseRoute]:
     async def decisions(request: Request) -> Response:
         """List the closed loop's decisions (of one deployment, if given), newest first"""
         offset, size = _window(request)
-        deployment = _name_query(request, "deployment")
+        deployment = name_query(request, "deployment")
         rows = await run_in_threadpool(_decisions, ws, deployment, offset, size + 1)
         visible = await access.visible(request, "deployment", {r["deployment"] for r in rows})
         rows = [r for r in rows if r["deployment"] in visible]

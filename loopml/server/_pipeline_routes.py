@@ -16,20 +16,13 @@ from loopml import pipelines
 from loopml.errors import NotFound
 from loopml.server._access import Access
 from loopml.server._errors import ApiError
-from loopml.server._http import decode_page_token, json_response, page, query_int
+from loopml.server._http import decode_page_token, json_response, name_query, page, query_int
 from loopml.server._openapi import ApiRoute
 from loopml.server._ops_routes import record_json
 from loopml.store import Workspace
-from loopml.store.schema import DEFAULT_PROJECT, experiments, pipeline_runs, runs, step_runs
+from loopml.store.schema import DEFAULT_PROJECT, experiments, pipeline_runs, runs
 
 _STATUSES = ("RUNNING", "FINISHED", "FAILED")
-
-
-def _query_name(request: Request, name: str) -> str | None:
-    value = request.query_params.get(name)
-    if value is not None and (not value or "\x00" in value or len(value) > 256):
-        raise ApiError(422, "invalid_input", f"{name} {value[:40]!r} is not a name", name)
-    return value
 
 
 def _status(request: Request) -> str | None:
@@ -88,35 +81,6 @@ def _project(access: Access, run_id: str | None) -> str:
         return DEFAULT_PROJECT
 
 
-_STEP_COLUMNS = (
-    "node",
-    "step",
-    "status",
-    "cache_hit",
-    "attempts",
-    "started_at",
-    "ended_at",
-    "run_id",
-    "cache_key",
-    "output_kind",
-    "output_digest",
-    "error",
-)
-
-
-def _steps(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
-    """The steps of a pipeline run in the order they started (as ``step_table`` gives)."""
-    t = step_runs
-    query = (
-        sa.select(*(t.c[c] for c in _STEP_COLUMNS))
-        .where(t.c.pipeline_run_id == run_id)
-        .order_by(sa.func.coalesce(t.c.started_at, t.c.ended_at), t.c.node)
-    )
-    with ws.db.read() as conn:
-        rows = conn.execute(query).all()
-    return [{**r._mapping, "cache_hit": bool(r.cache_hit)} for r in rows]
-
-
 def pipeline_routes(ws: Workspace) -> list[BaseRoute]:
     """``GET /api/v1/pipelines/runs`` (paged, filtered by pipeline and status) and
     ``GET /api/v1/pipelines/runs/{id}`` (one run with its steps); a viewer may read."""
@@ -126,7 +90,7 @@ def pipeline_routes(ws: Workspace) -> list[BaseRoute]:
         """List pipeline runs (of one pipeline, with one status, if given), newest first"""
         size = query_int(request, "max_results", 100, 1, 1000)
         offset = decode_page_token(request.query_params.get("page_token"))
-        name = _query_name(request, "pipeline")
+        name = name_query(request, "pipeline")
         status = _status(request)
         projects = access.who(request).visible_projects()
         found = await run_in_threadpool(_list, ws, name, status, projects, offset, size + 1)
@@ -145,7 +109,7 @@ def pipeline_routes(ws: Workspace) -> list[BaseRoute]:
         run, project = await run_in_threadpool(fetch)
         access.who(request).require(project, "viewer")
         run["project"] = project
-        run["steps"] = await run_in_threadpool(_steps, ws, run_id)
+        run["steps"] = await run_in_threadpool(pipelines.step_rows, ws, run_id)
         return json_response({"run": run})
 
     return [
